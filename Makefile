@@ -1,0 +1,73 @@
+# streambudget: per-team log budgets from Kinesis to Elasticsearch.
+# `make demo` shows it working; `make test` runs every test. `make help` lists the rest.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+STACK_DIR ?= $(CURDIR)/.stack
+export STACK_DIR
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN := $(STACK_DIR)/bin/streambudget
+FUZZTIME ?= 3s
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build the streambudget binary into .stack/bin
+	@mkdir -p $(dir $(BIN))
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/streambudget
+	@echo "built $(BIN)"
+
+.PHONY: test
+test: test-unit test-integration ## run every test, unit and integration (starts the local stack it needs)
+
+.PHONY: test-unit
+test-unit: ## unit tests with the race detector, plus a short run of every fuzz target
+	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+.PHONY: test-integration
+test-integration: ## integration tests on the local stack (started and stopped as needed)
+	integration/test.sh
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run)
+	@for pkg in $$($(GO) list ./pkg/...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=2 $$pkg >/dev/null || \
+	      { $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=2 $$pkg; exit 1; }; \
+	  done; \
+	done
+
+.PHONY: lint
+lint: ## gofmt, go vet (with the integration tag) and the example budgets
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	$(GO) run ./cmd/streambudget lint --strict budgets/
+
+.PHONY: stack-up
+stack-up: ## start the local stack (Kinesis and DynamoDB emulators, search server); idempotent
+	integration/stack/stack.sh up
+
+.PHONY: stack-down
+stack-down: ## stop what stack-up started
+	integration/stack/stack.sh down
+
+.PHONY: stack-status
+stack-status: ## show what the local stack runs where
+	integration/stack/stack.sh status
+
+.PHONY: demo
+demo: build stack-up ## the local stack, the example budgets validated and planned
+	$(BIN) lint budgets/
+	$(BIN) plan budgets/
+
+.PHONY: bench
+bench: ## run the benchmarks and print the figures
+	$(GO) test -run=NONE -bench=. -benchmem ./pkg/...

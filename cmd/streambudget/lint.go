@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/streambudget/streambudget/pkg/app"
+	"github.com/streambudget/streambudget/pkg/budget"
+)
+
+func runLint(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("lint", "[--strict] [--sample FILE] PATH...", stderr)
+	strict := fs.Bool("strict", false, "exit 1 on warnings too")
+	sample := fs.String("sample", "", "run the team's drop and redact rules over this file of log lines (one record per line) and report what each rule drops; needs exactly one budget file")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	files, findings := budget.LoadPaths(fs.Args()...)
+	for _, f := range findings {
+		fmt.Fprintln(stdout, f.Error())
+	}
+	nErr, nWarn := 0, len(findings.Warnings())
+	nErr = len(findings) - nWarn
+	if nErr > 0 {
+		fmt.Fprintf(stdout, "%d error(s), %d warning(s)\n", nErr, nWarn)
+		return exitError(1)
+	}
+	if *sample != "" {
+		if len(files) != 1 {
+			return fmt.Errorf("--sample needs exactly one budget file, got %d", len(files))
+		}
+		report, err := app.Sample(ctx, files[0], *sample)
+		if err != nil {
+			return err
+		}
+		report.Print(stdout)
+	}
+	fmt.Fprintf(stdout, "%d budget file(s) ok, %d warning(s)\n", len(files), nWarn)
+	if *strict && nWarn > 0 {
+		return exitError(1)
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	h "github.com/streambudget/streambudget/integration/harness"
+)
+
+// waitIndexed waits until every id of recs is in the search server and
+// returns the id counts.
+func waitIndexed(t *testing.T, env *h.Env, team string, recs []h.Record, timeout time.Duration) map[string]int {
+	t.Helper()
+	var counts map[string]int
+	h.Eventually(t, timeout, "all records indexed", func() (bool, string) {
+		c, err := h.IDCounts(context.Background(), env.Search, team)
+		if err != nil {
+			return false, err.Error()
+		}
+		counts = c
+		missing := 0
+		for _, r := range recs {
+			if c[r.ID] == 0 {
+				missing++
+			}
+		}
+		return missing == 0, fmt.Sprintf("%d of %d missing", missing, len(recs))
+	})
+	return counts
+}
+
+// exactlyOnce fails t unless every record is indexed once (or, on a server
+// that does not de-duplicate by _id, at most once more than maxDup times in
+// total).
+func exactlyOnce(t *testing.T, counts map[string]int, recs []h.Record, maxDup int) {
+	t.Helper()
+	dups := 0
+	for _, r := range recs {
+		switch n := counts[r.ID]; {
+		case n == 0:
+			t.Errorf("record %s missing", r.ID)
+		case n > 1:
+			dups += n - 1
+		}
+	}
+	if dups > maxDup {
+		t.Errorf("got %d duplicate documents, want at most %d", dups, maxDup)
+	}
+}
+
+// rates returns the read rate over every window of the given length whose
+// start lies in [from, to], from the summed per-shard read counters.
+func rates(samples []h.Sample, window time.Duration, from, to time.Time, team string) []float64 {
+	var out []float64
+	for i, a := range samples {
+		if a.At.Before(from) || a.At.After(to) {
+			continue
+		}
+		for _, b := range samples[i+1:] {
+			if b.At.Sub(a.At) >= window {
+				n := h.Sum(b.Metrics, "streambudget_shard_records_read_total", `team="`+team+`"`) -
+					h.Sum(a.Metrics, "streambudget_shard_records_read_total", `team="`+team+`"`)
+				out = append(out, n/b.At.Sub(a.At).Seconds())
+				break
+			}
+		}
+	}
+	return out
+}
+
+// TestBudgetHolds: 2 shards at maxRecords 50 per 1s is a budget of 100
+// records/s. 3,000 records are queued before the consumer starts; it must
+// read them at 100/s (±5% over every 20 s window) and index all of them,
+// each once.
+func TestBudgetHolds(t *testing.T) {
+	env := h.Load(t)
+	kc := env.Kinesis(t, env.Kinesalite)
+	team := h.Unique("holds")
+	h.CreateStream(t, kc, team, 2)
+	recs := h.Records(team, 3000, 20)
+	h.Put(t, kc, team, recs)
+
+	budget := h.Budget(t, team, team, 2, "maxRecords: 50\npollInterval: 1s", "")
+	c := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.Kinesalite})
+	s := c.Sample(500 * time.Millisecond)
+	counts := waitIndexed(t, env, team, recs, 90*time.Second)
+	samples := s.Stop()
+	exactlyOnce(t, counts, recs, 0)
+
+	// Windows start once both shards read and end while both still have a
+	// backlog (keys hash unevenly, so one shard finishes first).
+	shardCount := func(m map[string]float64, id string) float64 {
+		return h.Sum(m, "streambudget_shard_records_read_total", `shard="shardId-00000000000`+id+`"`)
+	}
+	final := samples[len(samples)-1].Metrics
+	finalA, finalB := shardCount(final, "0"), shardCount(final, "1")
+	var started, last time.Time
+	for _, sm := range samples {
+		a, b := shardCount(sm.Metrics, "0"), shardCount(sm.Metrics, "1")
+		if started.IsZero() && a > 0 && b > 0 {
+			started = sm.At.Add(time.Second)
+		}
+		if a <= finalA-100 && b <= finalB-100 {
+			last = sm.At
+		}
+	}
+	if started.IsZero() {
+		t.Fatal("the two shards never both read")
+	}
+	rs := rates(samples, 20*time.Second, started, last.Add(-20*time.Second), team)
+	if len(rs) < 3 {
+		t.Fatalf("only %d full 20 s windows while the backlog lasted; want at least 3", len(rs))
+	}
+	lo, hi := rs[0], rs[0]
+	for _, r := range rs {
+		lo, hi = min(lo, r), max(hi, r)
+		if r < 95 || r > 105 {
+			t.Errorf("read rate %.1f records/s over a 20 s window, want 100 ±5%%", r)
+		}
+	}
+	t.Logf("budget 100 records/s: %d windows of 20 s, observed %.1f to %.1f records/s", len(rs), lo, hi)
+}
+
+// TestOverBudgetDrains: a team logging at three times its budget is read
+// at its budget, the excess waits in Kinesis, and it all drains afterwards.
+func TestOverBudgetDrains(t *testing.T) {
+	env := h.Load(t)
+	kc := env.Kinesis(t, env.Kinesalite)
+	team := h.Unique("spike")
+	h.CreateStream(t, kc, team, 2)
+	budget := h.Budget(t, team, team, 2, "maxRecords: 25\npollInterval: 1s", "")
+	c := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.Kinesalite})
+	h.Eventually(t, 30*time.Second, "both shards owned", func() (bool, string) {
+		m, err := c.Metrics()
+		if err != nil {
+			return false, err.Error()
+		}
+		n := h.Sum(m, "streambudget_consumer_shards_owned")
+		return n == 2, fmt.Sprintf("%v owned", n)
+	})
+
+	s := c.Sample(500 * time.Millisecond)
+	recs := h.Records(team, 1800, 20)
+	spikeStart := time.Now()
+	for i := 0; i < 12; i++ { // 150 records/s for 12 s: three times the budget
+		h.Put(t, kc, team, recs[i*150:(i+1)*150])
+		time.Sleep(time.Until(spikeStart.Add(time.Duration(i+1) * time.Second)))
+	}
+	spikeEnd := time.Now()
+	counts := waitIndexed(t, env, team, recs, 90*time.Second)
+	drained := time.Now()
+	samples := s.Stop()
+	exactlyOnce(t, counts, recs, 0)
+
+	for _, r := range rates(samples, 10*time.Second, spikeStart.Add(2*time.Second), drained.Add(-12*time.Second), team) {
+		if r > 50*1.05 {
+			t.Errorf("read %.1f records/s over a 10 s window, above the budget of 50", r)
+		}
+	}
+	var peakLag float64
+	for _, sm := range samples {
+		peakLag = max(peakLag, maxSeries(sm.Metrics, "streambudget_shard_lag_seconds"))
+	}
+	if peakLag < 5 {
+		t.Errorf("peak lag %.1fs, want the backlog to show as lag (> 5s)", peakLag)
+	}
+	t.Logf("spike of 1800 records at 150/s against a budget of 50/s: peak lag %.1fs, drained %.1fs after the spike ended",
+		peakLag, drained.Sub(spikeEnd).Seconds())
+}
+
+func maxSeries(m map[string]float64, name string) float64 {
+	best := 0.0
+	for series, v := range m {
+		if len(series) > len(name) && series[:len(name)+1] == name+"{" {
+			best = max(best, v)
+		}
+	}
+	return best
+}
+
+// checkKeyOrder fails t unless, for every key, documents were read in the
+// order they were written (kinesis.read_at does not go back as seq grows).
+func checkKeyOrder(t *testing.T, env *h.Env, team string) {
+	t.Helper()
+	docs, err := env.Search.Docs(context.Background(), team, false, "id", "key", "seq", "kinesis.read_at", "kinesis.shard_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		seq   int
+		at    time.Time
+		shard string
+	}
+	byKey := map[string][]row{}
+	for _, d := range docs {
+		seq, err := strconv.Atoi(d["seq"])
+		if err != nil {
+			t.Fatalf("doc %s: seq %q: %v", d["id"], d["seq"], err)
+		}
+		at, err := time.Parse(time.RFC3339Nano, d["kinesis.read_at"])
+		if err != nil {
+			t.Fatalf("doc %s: read_at %q: %v", d["id"], d["kinesis.read_at"], err)
+		}
+		byKey[d["key"]] = append(byKey[d["key"]], row{seq, at, d["kinesis.shard_id"]})
+	}
+	shardsSeen := map[string]bool{}
+	for key, rows := range byKey {
+		sort.Slice(rows, func(i, j int) bool { return rows[i].seq < rows[j].seq })
+		for i := 1; i < len(rows); i++ {
+			shardsSeen[rows[i].shard] = true
+			if rows[i].at.Before(rows[i-1].at) {
+				t.Errorf("key %s: seq %d (shard %s) read at %s, before seq %d (shard %s) read at %s",
+					key, rows[i].seq, rows[i].shard, rows[i].at.Format(time.RFC3339Nano), rows[i-1].seq, rows[i-1].shard, rows[i-1].at.Format(time.RFC3339Nano))
+				break
+			}
+		}
+	}
+	if len(shardsSeen) < 3 {
+		t.Errorf("documents came from %d shards; the reshard should have spread them over parents and children", len(shardsSeen))
+	}
+}
+
+func reshard(t *testing.T, kc *kinesis.Client, stream string, to int) {
+	t.Helper()
+	_, err := kc.UpdateShardCount(context.Background(), &kinesis.UpdateShardCountInput{
+		StreamName: aws.String(stream), TargetShardCount: aws.Int32(int32(to)), ScalingType: types.ScalingTypeUniformScaling,
+	})
+	if err != nil {
+		t.Fatalf("reshard %s to %d: %v", stream, to, err)
+	}
+	h.WaitActive(t, kc, stream)
+}
+
+// TestReshardUnderLoad: a 2 -> 4 reshard in the middle of a run loses
+// nothing and keeps per-key order (children wait for their parents).
+func TestReshardUnderLoad(t *testing.T) {
+	env := h.Load(t)
+	kc := env.Kinesis(t, env.KinesisLocal)
+	team := h.Unique("reshard")
+	h.CreateStream(t, kc, team, 2)
+	budget := h.Budget(t, team, team, 2, "maxRecords: 200\npollInterval: 1s", "")
+	env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.KinesisLocal})
+
+	recs := h.Records(team, 1200, 10)
+	for i := 0; i < 12; i++ {
+		if i == 5 {
+			reshard(t, kc, team, 4)
+		}
+		h.Put(t, kc, team, recs[i*100:(i+1)*100])
+		time.Sleep(500 * time.Millisecond)
+	}
+	counts := waitIndexed(t, env, team, recs, 120*time.Second)
+	exactlyOnce(t, counts, recs, 0)
+	checkKeyOrder(t, env, team)
+}
+
+// TestStartOnReshardedStream: a consumer started on a stream that was
+// resharded before it ever ran reads parents before children for every key
+// (the library would start a child whose parent has no checkpoint row).
+func TestStartOnReshardedStream(t *testing.T) {
+	env := h.Load(t)
+	kc := env.Kinesis(t, env.KinesisLocal)
+	team := h.Unique("resharded")
+	h.CreateStream(t, kc, team, 2)
+	recs := h.Records(team, 800, 10)
+	h.Put(t, kc, team, recs[:400])
+	reshard(t, kc, team, 4)
+	h.Put(t, kc, team, recs[400:])
+
+	budget := h.Budget(t, team, team, 4, "maxRecords: 200\npollInterval: 1s", "")
+	env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.KinesisLocal})
+	counts := waitIndexed(t, env, team, recs, 120*time.Second)
+	exactlyOnce(t, counts, recs, 0)
+	checkKeyOrder(t, env, team)
+}

@@ -1,0 +1,96 @@
+package consumer
+
+import (
+	"context"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// pacer holds one shard to its budget. The library polls again at once
+// whenever a call returned records (up to five calls a second), so the
+// GetRecords limit alone is not a rate: after a batch of n records the
+// processor waits for n tokens of a limiter of maxRecords per poll interval
+// (burst maxRecords) before handing control back, and likewise for bytes
+// when the budget caps them.
+type pacer struct {
+	records *rate.Limiter
+	bytes   *rate.Limiter // nil without a byte cap
+	// now and sleep are the clock; tests inject a fake one.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+func newPacer(recordsPerSecond float64, burst int, bytesPerSecond int64, now func() time.Time) *pacer {
+	p := &pacer{records: rate.NewLimiter(rate.Limit(recordsPerSecond), max(burst, 1)), now: now, sleep: sleepCtx}
+	if bytesPerSecond > 0 {
+		p.bytes = rate.NewLimiter(rate.Limit(bytesPerSecond), int(bytesPerSecond))
+	}
+	return p
+}
+
+// setRate follows a budget change (recordsPerSecond after a reshard).
+func (p *pacer) setRate(recordsPerSecond float64, burst int) {
+	t := p.now()
+	if p.records.Limit() != rate.Limit(recordsPerSecond) {
+		p.records.SetLimitAt(t, rate.Limit(recordsPerSecond))
+	}
+	if p.records.Burst() != burst {
+		p.records.SetBurstAt(t, max(burst, 1))
+	}
+}
+
+// wait blocks until n records and size bytes fit the budget, and returns how
+// long it waited. It returns early with ctx's error.
+func (p *pacer) wait(ctx context.Context, n, size int) (time.Duration, error) {
+	var waited time.Duration
+	for _, l := range []struct {
+		lim *rate.Limiter
+		n   int
+	}{{p.records, n}, {p.bytes, size}} {
+		if l.lim == nil {
+			continue
+		}
+		for rest := l.n; rest > 0; {
+			take := min(rest, l.lim.Burst())
+			rest -= take
+			d, err := p.reserve(ctx, l.lim, take)
+			waited += d
+			if err != nil {
+				return waited, err
+			}
+		}
+	}
+	return waited, nil
+}
+
+// reserve takes k tokens now and sleeps until they are due, so that the
+// wait is measured on the pacer's clock and a cancelled wait gives the
+// tokens back.
+func (p *pacer) reserve(ctx context.Context, lim *rate.Limiter, k int) (time.Duration, error) {
+	now := p.now()
+	r := lim.ReserveN(now, k)
+	if !r.OK() {
+		return 0, nil // larger than the burst: cannot happen, wait chunks by burst
+	}
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return 0, nil
+	}
+	if err := p.sleep(ctx, d); err != nil {
+		r.CancelAt(p.now())
+		return 0, err
+	}
+	return d, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,211 @@
+package consumer
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/streambudget/streambudget/pkg/metrics"
+)
+
+// shardState is what the consumer knows of one owned shard, read at scrape
+// time and by the status page.
+type shardState struct {
+	mu             sync.Mutex
+	id             string
+	budget         float64 // records/s
+	lastArrival    time.Time
+	millisBehind   int64
+	caughtUp       bool
+	lastCheckpoint time.Time
+	taken          time.Time
+}
+
+func (s *shardState) observe(records []types.Record, millisBehind int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.millisBehind = millisBehind
+	if len(records) == 0 {
+		// An empty read with nothing behind it: the shard is caught up.
+		s.caughtUp = millisBehind == 0
+		return
+	}
+	s.caughtUp = false
+	if t := aws.ToTime(records[len(records)-1].ApproximateArrivalTimestamp); t.After(s.lastArrival) {
+		s.lastArrival = t
+	}
+}
+
+func (s *shardState) setBudget(r float64) {
+	s.mu.Lock()
+	s.budget = r
+	s.mu.Unlock()
+}
+
+func (s *shardState) checkpointed(t time.Time) {
+	s.mu.Lock()
+	s.lastCheckpoint = t
+	s.mu.Unlock()
+}
+
+// ShardSnapshot is one owned shard as of now.
+type ShardSnapshot struct {
+	ID string
+	// Budget is the shard's budget in records/s.
+	Budget float64
+	// Lag is the larger of MillisBehindLatest and the age of the last record
+	// read, so it works on emulators that report 0; zero when caught up.
+	Lag time.Duration
+	// CheckpointAge is the time since the last checkpoint (since the lease
+	// was taken when there was none).
+	CheckpointAge time.Duration
+}
+
+func (s *shardState) snapshot(now time.Time) ShardSnapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := ShardSnapshot{ID: s.id, Budget: s.budget}
+	if !s.caughtUp {
+		lag := time.Duration(s.millisBehind) * time.Millisecond
+		if !s.lastArrival.IsZero() {
+			lag = max(lag, now.Sub(s.lastArrival))
+		}
+		snap.Lag = lag
+	}
+	last := s.lastCheckpoint
+	if last.IsZero() {
+		last = s.taken
+	}
+	snap.CheckpointAge = now.Sub(last)
+	return snap
+}
+
+// shardSet is the set of shards this pod owns.
+type shardSet struct {
+	mu     sync.Mutex
+	shards map[string]*shardState
+}
+
+func (s *shardSet) add(id string, budget float64) *shardState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &shardState{id: id, budget: budget, taken: time.Now(), caughtUp: false}
+	s.shards[id] = st
+	return st
+}
+
+func (s *shardSet) remove(id string) {
+	s.mu.Lock()
+	delete(s.shards, id)
+	s.mu.Unlock()
+}
+
+// Snapshot returns every owned shard, sorted by id.
+func (s *shardSet) Snapshot(now time.Time) []ShardSnapshot {
+	s.mu.Lock()
+	states := make([]*shardState, 0, len(s.shards))
+	for _, st := range s.shards {
+		states = append(states, st)
+	}
+	s.mu.Unlock()
+	out := make([]ShardSnapshot, 0, len(states))
+	for _, st := range states {
+		out = append(out, st.snapshot(now))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// consumerMetrics are the consumer's series; per-shard ones are deleted
+// when the shard's lease ends.
+type consumerMetrics struct {
+	recordsRead *prometheus.CounterVec
+	bytesRead   *prometheus.CounterVec
+	budgetWait  *prometheus.CounterVec
+	dropped     *prometheus.CounterVec
+	skipped     prometheus.Counter
+}
+
+func newConsumerMetrics(reg prometheus.Registerer, team, stream string, shards *shardSet) consumerMetrics {
+	labels := prometheus.Labels{"team": team, "stream": stream}
+	f := promauto.With(reg)
+	m := consumerMetrics{
+		recordsRead: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "shard", Name: "records_read_total", ConstLabels: labels,
+			Help: "Records read from the shard (after KPL de-aggregation).",
+		}, []string{"shard"}),
+		bytesRead: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "shard", Name: "bytes_read_total", ConstLabels: labels,
+			Help: "Record payload bytes read from the shard.",
+		}, []string{"shard"}),
+		budgetWait: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "shard", Name: "budget_wait_seconds_total", ConstLabels: labels,
+			Help: "Time the shard spent waiting on its budget limiter: it had records and was held back.",
+		}, []string{"shard"}),
+		dropped: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "rules", Name: "dropped_total", ConstLabels: labels,
+			Help: "Documents dropped by a drop rule of the budget file, by rule.",
+		}, []string{"rule"}),
+		skipped: f.NewCounter(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "decode", Name: "control_messages_total", ConstLabels: labels,
+			Help: "CloudWatch Logs CONTROL_MESSAGE records skipped (they carry no log event).",
+		}),
+	}
+	reg.MustRegister(&shardCollector{shards: shards, labels: labels})
+	return m
+}
+
+func (m consumerMetrics) deleteShard(id string) {
+	m.recordsRead.DeleteLabelValues(id)
+	m.bytesRead.DeleteLabelValues(id)
+	m.budgetWait.DeleteLabelValues(id)
+}
+
+// shardCollector reports the per-shard gauges from the owned shards at
+// scrape time, so a released shard's series disappear with it.
+type shardCollector struct {
+	shards *shardSet
+	labels prometheus.Labels
+}
+
+var (
+	descBudget = func(l prometheus.Labels) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "shard", "budget_records_per_second"),
+			"The shard's budget: maxRecords per pollInterval.", []string{"shard"}, l)
+	}
+	descLag = func(l prometheus.Labels) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "shard", "lag_seconds"),
+			"How far behind the shard's tip reading is: the larger of MillisBehindLatest and the age of the last record read; 0 when caught up.", []string{"shard"}, l)
+	}
+	descCheckpointAge = func(l prometheus.Labels) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "shard", "checkpoint_age_seconds"),
+			"Time since the shard was last checkpointed by this pod.", []string{"shard"}, l)
+	}
+	descOwned = func(l prometheus.Labels) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "consumer", "shards_owned"),
+			"Shard leases this pod holds.", nil, l)
+	}
+)
+
+func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descBudget(c.labels)
+	ch <- descLag(c.labels)
+	ch <- descCheckpointAge(c.labels)
+	ch <- descOwned(c.labels)
+}
+
+func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
+	snaps := c.shards.Snapshot(time.Now())
+	budget, lag, age := descBudget(c.labels), descLag(c.labels), descCheckpointAge(c.labels)
+	for _, s := range snaps {
+		ch <- prometheus.MustNewConstMetric(budget, prometheus.GaugeValue, s.Budget, s.ID)
+		ch <- prometheus.MustNewConstMetric(lag, prometheus.GaugeValue, s.Lag.Seconds(), s.ID)
+		ch <- prometheus.MustNewConstMetric(age, prometheus.GaugeValue, s.CheckpointAge.Seconds(), s.ID)
+	}
+	ch <- prometheus.MustNewConstMetric(descOwned(c.labels), prometheus.GaugeValue, float64(len(snaps)))
+}
