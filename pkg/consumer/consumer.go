@@ -237,7 +237,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		WithMaxRecords(c.budget.MaxRecordsFor(c.view.open())).
 		WithShardSyncIntervalMillis(int(c.opts.ShardSyncInterval.Milliseconds())).
 		WithFailoverTimeMillis(int(c.opts.FailoverTime.Milliseconds())).
-		WithLeaseRefreshWaitTime(int(c.opts.FailoverTime.Milliseconds()/4)).
+		WithLeaseRefreshWaitTime(int(c.opts.FailoverTime.Milliseconds() / 4)).
 		WithIdleTimeBetweenReadsInMillis(int(c.budget.PollInterval.Milliseconds())).
 		WithCallProcessRecordsEvenForEmptyRecordList(true).
 		WithMaxRetryCount(1 << 20). // throttling is a slowdown, never a reason to drop the lease

@@ -8,8 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
-	"github.com/golang/protobuf/proto" //nolint:staticcheck // the message type the deaggregator uses
 	kplrec "github.com/awslabs/kinesis-aggregation/go/v2/records"
+	"github.com/golang/protobuf/proto" //nolint:staticcheck // the message type the deaggregator uses
 )
 
 // The library de-aggregates KPL records and, when one aggregate is corrupt,

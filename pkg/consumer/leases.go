@@ -49,9 +49,9 @@ type leases struct {
 	now      func() time.Time
 	log      *slog.Logger
 
-	mu        sync.Mutex
-	held      map[string]*heldLease
-	fairShare int
+	mu          sync.Mutex
+	held        map[string]*heldLease
+	fairShare   int
 	liveWorkers int
 	// ended shards refuse renewals until the library releases them, so a
 	// consumer goroutine that outlived its lease cannot win it back.
