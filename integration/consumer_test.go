@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"testing"
@@ -133,12 +134,14 @@ func TestBudgetHolds(t *testing.T) {
 
 // TestOverBudgetDrains: a team logging at three times its budget is read
 // at its budget, the excess waits in Kinesis, and it all drains afterwards.
+// The advice says over_budget during the spike, then draining with an ETA
+// close to the drain time measured.
 func TestOverBudgetDrains(t *testing.T) {
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("spike")
 	h.CreateStream(t, kc, team, 2)
-	budget := h.Budget(t, team, team, 2, "maxRecords: 25\npollInterval: 1s", "")
+	budget := h.Budget(t, team, team, 2, "maxRecords: 50\npollInterval: 1s", "")
 	c := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.Kinesalite})
 	h.Eventually(t, 30*time.Second, "both shards owned", func() (bool, string) {
 		m, err := c.Metrics()
@@ -149,33 +152,59 @@ func TestOverBudgetDrains(t *testing.T) {
 		return n == 2, fmt.Sprintf("%v owned", n)
 	})
 
-	s := c.Sample(500 * time.Millisecond)
-	recs := h.Records(team, 1800, 20)
+	s := c.Sample(time.Second)
+	const perSecond, seconds = 300, 20 // three times the budget of 100/s
+	recs := h.Records(team, perSecond*seconds, 20)
 	spikeStart := time.Now()
-	for i := 0; i < 12; i++ { // 150 records/s for 12 s: three times the budget
-		h.Put(t, kc, team, recs[i*150:(i+1)*150])
+	for i := 0; i < seconds; i++ {
+		h.Put(t, kc, team, recs[i*perSecond:(i+1)*perSecond])
 		time.Sleep(time.Until(spikeStart.Add(time.Duration(i+1) * time.Second)))
 	}
 	spikeEnd := time.Now()
-	counts := waitIndexed(t, env, team, recs, 90*time.Second)
-	drained := time.Now()
+	counts := waitIndexed(t, env, team, recs, 120*time.Second)
+	time.Sleep(2 * time.Second)
 	samples := s.Stop()
 	exactlyOnce(t, counts, recs, 0)
 
-	for _, r := range rates(samples, 10*time.Second, spikeStart.Add(2*time.Second), drained.Add(-12*time.Second), team) {
-		if r > 50*1.05 {
-			t.Errorf("read %.1f records/s over a 10 s window, above the budget of 50", r)
+	var drained time.Time
+	for _, sm := range samples {
+		if drained.IsZero() && h.Sum(sm.Metrics, "streambudget_shard_records_read_total") >= float64(len(recs)) {
+			drained = sm.At
+		}
+	}
+	for _, r := range rates(samples, 10*time.Second, spikeStart.Add(5*time.Second), drained.Add(-12*time.Second), team) {
+		if r > 100*1.05 {
+			t.Errorf("read %.1f records/s over a 10 s window, above the budget of 100", r)
 		}
 	}
 	var peakLag float64
+	var sawOver bool
+	var etaAt time.Time
+	var eta float64
 	for _, sm := range samples {
 		peakLag = max(peakLag, maxSeries(sm.Metrics, "streambudget_shard_lag_seconds"))
+		if h.Sum(sm.Metrics, "streambudget_advice", `action="over_budget"`) == 1 && sm.At.Before(spikeEnd.Add(5*time.Second)) {
+			sawOver = true
+		}
+		if etaAt.IsZero() && sm.At.After(spikeEnd) && h.Sum(sm.Metrics, "streambudget_advice", `action="draining"`) == 1 {
+			etaAt, eta = sm.At, h.Sum(sm.Metrics, "streambudget_team_drain_eta_seconds")
+		}
 	}
 	if peakLag < 5 {
 		t.Errorf("peak lag %.1fs, want the backlog to show as lag (> 5s)", peakLag)
 	}
-	t.Logf("spike of 1800 records at 150/s against a budget of 50/s: peak lag %.1fs, drained %.1fs after the spike ended",
-		peakLag, drained.Sub(spikeEnd).Seconds())
+	if !sawOver {
+		t.Error("the advice never said over_budget during the spike")
+	}
+	if etaAt.IsZero() {
+		t.Fatal("the advice never said draining after the spike")
+	}
+	measured := drained.Sub(etaAt).Seconds()
+	if math.Abs(eta-measured) > 0.2*measured {
+		t.Errorf("drain ETA %.1fs when draining began, measured %.1fs: more than 20%% off", eta, measured)
+	}
+	t.Logf("spike of %d records at %d/s against a budget of 100/s: peak lag %.1fs; draining reported %.1fs after the spike with ETA %.1fs, measured %.1fs",
+		len(recs), perSecond, peakLag, etaAt.Sub(spikeEnd).Seconds(), eta, measured)
 }
 
 func maxSeries(m map[string]float64, name string) float64 {

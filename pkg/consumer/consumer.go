@@ -74,6 +74,9 @@ type Consumer struct {
 
 	view   *streamView
 	leases *leases
+	kc     *kinesis.Client
+	team   teamStatus
+	tm     teamMetrics
 
 	softStop, hardStop context.Context
 	ready              atomic.Bool
@@ -137,6 +140,7 @@ func New(opts Options) (*Consumer, error) {
 		processors: map[string]*processor{},
 	}
 	c.m = newConsumerMetrics(opts.Registerer, f.Team, f.StreamName(), c.shards)
+	c.tm = newTeamMetrics(opts.Registerer, f.Team, f.StreamName())
 	return c, nil
 }
 
@@ -207,6 +211,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		o.APIOptions = append(o.APIOptions, kplGuard)
 	})
 	db := dynamodb.NewFromConfig(c.opts.AWS)
+	c.kc = kc
 
 	bg, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
@@ -269,6 +274,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(leasesDone)
 		c.leases.run(bg, c.view.list)
 	}()
+	go c.monitor(bg)
 	c.ready.Store(true)
 	c.log.Info("consumer running", "worker", c.opts.WorkerID, "application", c.opts.ApplicationName,
 		"open_shards", c.view.open(), "team_budget_records_per_second", c.budget.TeamRate(c.view.open()))

@@ -12,8 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/golang/protobuf/proto" //nolint:staticcheck
 	kplrec "github.com/awslabs/kinesis-aggregation/go/v2/records"
+	"github.com/golang/protobuf/proto" //nolint:staticcheck
 
 	"github.com/streambudget/streambudget/pkg/budget"
 	"github.com/streambudget/streambudget/pkg/decode"

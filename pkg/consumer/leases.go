@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,58 @@ type leases struct {
 	ended map[string]bool
 	// onRelease is told when the library releases a shard.
 	onRelease func(shardID string)
+	// report is this pod's latest measurements, published with the
+	// heartbeat; peers are every live pod's, ours included, as last read.
+	report Report
+	peers  []Report
+}
+
+// Report is what one pod measures of the shards it owns, shared with the
+// team's other pods through its heartbeat row.
+type Report struct {
+	Worker string
+	// Shards is how many shards the pod owns.
+	Shards int
+	// Incoming and IncomingBytes are the tip rates of its shards.
+	Incoming, IncomingBytes float64
+	// Read is the rate it reads records.
+	Read float64
+	// Backlog is the records between its read positions and the tips.
+	Backlog float64
+	// MaxLag is its largest shard lag, in seconds.
+	MaxLag float64
+	// WaitShare is the share of time its shards waited on the budget.
+	WaitShare float64
+}
+
+var reportFields = []string{"Shards", "Incoming", "IncomingBytes", "Read", "Backlog", "MaxLag", "WaitShare"}
+
+func (r Report) values() []float64 {
+	return []float64{float64(r.Shards), r.Incoming, r.IncomingBytes, r.Read, r.Backlog, r.MaxLag, r.WaitShare}
+}
+
+func reportFrom(worker string, item map[string]ddbtypes.AttributeValue) Report {
+	v := make([]float64, len(reportFields))
+	for i, f := range reportFields {
+		if n, ok := item["r_"+f].(*ddbtypes.AttributeValueMemberN); ok {
+			v[i], _ = strconv.ParseFloat(n.Value, 64)
+		}
+	}
+	return Report{Worker: worker, Shards: int(v[0]), Incoming: v[1], IncomingBytes: v[2], Read: v[3], Backlog: v[4], MaxLag: v[5], WaitShare: v[6]}
+}
+
+// publish sets the measurements the next heartbeat carries.
+func (l *leases) publish(r Report) {
+	l.mu.Lock()
+	l.report = r
+	l.mu.Unlock()
+}
+
+// team returns every live pod's last report and how many pods are live.
+func (l *leases) team() ([]Report, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Report(nil), l.peers...), l.liveWorkers
 }
 
 type heldLease struct {
@@ -257,13 +310,16 @@ func (l *leases) heartbeat(ctx context.Context, listed []shardInfo) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	now := l.now()
-	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(l.table),
-		Item: map[string]ddbtypes.AttributeValue{
-			chk.LeaseKeyKey:     &ddbtypes.AttributeValueMemberS{Value: workerRowPrefix + l.workerID},
-			chk.LeaseTimeoutKey: &ddbtypes.AttributeValueMemberS{Value: now.Add(l.failover).UTC().Format(time.RFC3339Nano)},
-		},
-	})
+	item := map[string]ddbtypes.AttributeValue{
+		chk.LeaseKeyKey:     &ddbtypes.AttributeValueMemberS{Value: workerRowPrefix + l.workerID},
+		chk.LeaseTimeoutKey: &ddbtypes.AttributeValueMemberS{Value: now.Add(l.failover).UTC().Format(time.RFC3339Nano)},
+	}
+	l.mu.Lock()
+	for i, v := range l.report.values() {
+		item["r_"+reportFields[i]] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatFloat(v, 'g', -1, 64)}
+	}
+	l.mu.Unlock()
+	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(l.table), Item: item})
 	if err != nil {
 		l.log.Warn("lease table heartbeat failed", "err", err)
 		return
@@ -274,12 +330,14 @@ func (l *leases) heartbeat(ctx context.Context, listed []shardInfo) {
 		return
 	}
 	workers := 0
+	var peers []Report
 	finished := map[string]bool{}
 	for _, item := range out.Items {
 		id := attr(item, chk.LeaseKeyKey)
-		if strings.HasPrefix(id, workerRowPrefix) {
+		if w, ok := strings.CutPrefix(id, workerRowPrefix); ok {
 			if t, err := time.Parse(time.RFC3339Nano, attr(item, chk.LeaseTimeoutKey)); err == nil && now.Before(t) {
 				workers++
+				peers = append(peers, reportFrom(w, item))
 			}
 			continue
 		}
@@ -299,7 +357,7 @@ func (l *leases) heartbeat(ctx context.Context, listed []shardInfo) {
 		fair = math.MaxInt32 // shards not known yet: do not hold back
 	}
 	l.mu.Lock()
-	l.fairShare, l.liveWorkers = fair, workers
+	l.fairShare, l.liveWorkers, l.peers = fair, workers, peers
 	excess := len(l.held) - fair
 	var ids []string
 	for id, h := range l.held {

@@ -322,6 +322,11 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	if waited > 0 {
 		p.c.m.budgetWait.WithLabelValues(p.shardID).Add(waited.Seconds())
 	}
+	p.state.count(len(in.Records), b.bytes, waited)
+	if p.state.takeProbeDebt() {
+		// A tip probe used one of the shard's GetRecords calls: give it back.
+		_ = sleepCtx(p.waits, budget.MinPollInterval)
+	}
 }
 
 // waitForParents guards against the library starting a child shard before

@@ -24,6 +24,25 @@ type shardState struct {
 	caughtUp       bool
 	lastCheckpoint time.Time
 	taken          time.Time
+
+	// Totals, and their values at the last measure, for rates.
+	readTotal, bytesTotal int64
+	waitTotal             time.Duration
+	prevAt                time.Time
+	prevRead, prevBytes   int64
+	prevWait              time.Duration
+	tips                  []tipSample
+	lastProbe             time.Time
+	probeDebt             bool
+}
+
+// count adds a processed batch to the totals.
+func (s *shardState) count(records, bytes int, waited time.Duration) {
+	s.mu.Lock()
+	s.readTotal += int64(records)
+	s.bytesTotal += int64(bytes)
+	s.waitTotal += waited
+	s.mu.Unlock()
 }
 
 func (s *shardState) observe(records []types.Record, millisBehind int64) {
@@ -105,14 +124,19 @@ func (s *shardSet) remove(id string) {
 	s.mu.Unlock()
 }
 
+func (s *shardSet) states() []*shardState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*shardState, 0, len(s.shards))
+	for _, st := range s.shards {
+		out = append(out, st)
+	}
+	return out
+}
+
 // Snapshot returns every owned shard, sorted by id.
 func (s *shardSet) Snapshot(now time.Time) []ShardSnapshot {
-	s.mu.Lock()
-	states := make([]*shardState, 0, len(s.shards))
-	for _, st := range s.shards {
-		states = append(states, st)
-	}
-	s.mu.Unlock()
+	states := s.states()
 	out := make([]ShardSnapshot, 0, len(states))
 	for _, st := range states {
 		out = append(out, st.snapshot(now))

@@ -1,0 +1,380 @@
+package consumer
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/streambudget/streambudget/pkg/advice"
+	"github.com/streambudget/streambudget/pkg/metrics"
+)
+
+// How the tip of the stream is measured. The records being read cannot
+// tell: after a spike ends, they were still written at the spike's rate. So
+// every probeEvery, each shard that is behind gets a probe (from the monitor,
+// never blocking the reads): an AT_TIMESTAMP iterator probeBack seconds back
+// and one GetRecords call of at most 1,000 records (a shard accepts no more
+// per second), counting what arrived in a one-second window. The call is one
+// of the shard's five GetRecords a second, so its processor waits one call
+// slot more at its next batch. A caught-up shard's tip rate is its read rate.
+//
+// A probe unanswered within probeTimeout counts as an empty window: the
+// kinesalite emulator never answers AT_TIMESTAMP past its newest record
+// (Kinesis answers at once with an iterator at the tip), so there it means
+// nothing arrived. Elsewhere a lost call costs one sample.
+//
+// The backlog in records is the integral of the tip rate history from the
+// shard's read position (the arrival time of the last record read) to now.
+// Its limits: a rate is known only at probe times and held in between; a
+// history that does not reach back to the read position (a pod that just
+// took the shard over an old backlog) is extended with its oldest rate.
+const (
+	probeEvery   = 5 * time.Second
+	probeBack    = 5 * time.Second
+	probeLimit   = 1000
+	monitorEvery = 5 * time.Second
+	probeTimeout = time.Second
+	// maxTips bounds each shard's history: a day at probeEvery.
+	maxTips = int(24 * time.Hour / probeEvery)
+	// probeParallel bounds the probes in flight.
+	probeParallel = 8
+)
+
+type tipSample struct {
+	at          time.Time
+	rate, bytes float64
+}
+
+// probeTip measures the records and bytes per second that arrived at the
+// shard in the one-second window probeBack ago.
+func (c *Consumer) probeTip(ctx context.Context, shardID string) (tipSample, error) {
+	from := time.Now().Add(-probeBack).Truncate(time.Millisecond)
+	to := from.Add(time.Second)
+	s := tipSample{at: from.Add(time.Second / 2)}
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	it, err := c.kc.GetShardIterator(pctx, &kinesis.GetShardIteratorInput{
+		StreamName: c.view.streamName(), StreamARN: c.view.streamARN(), ShardId: aws.String(shardID),
+		ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(from),
+	})
+	if err != nil {
+		if pctx.Err() != nil && ctx.Err() == nil {
+			return s, nil // unanswered: an empty window (see above)
+		}
+		return tipSample{}, err
+	}
+	out, err := c.kc.GetRecords(pctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(probeLimit)})
+	if err != nil {
+		return tipSample{}, err
+	}
+	for _, r := range out.Records {
+		at := aws.ToTime(r.ApproximateArrivalTimestamp)
+		if at.Before(from) {
+			continue
+		}
+		if !at.Before(to) {
+			break
+		}
+		s.rate++
+		s.bytes += float64(len(r.Data))
+	}
+	return s, nil
+}
+
+// addTip keeps a tip sample in the shard's bounded history.
+func (s *shardState) addTip(t tipSample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tips) >= maxTips {
+		copy(s.tips, s.tips[1:])
+		s.tips = s.tips[:len(s.tips)-1]
+	}
+	s.tips = append(s.tips, t)
+}
+
+// probeDue reports whether the shard is behind and due a probe, and if so
+// books the probe: its time and the call slot its processor gives back.
+func (s *shardState) probeDue(now time.Time, okLag time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.caughtUp || s.lastArrival.IsZero() || now.Sub(s.lastArrival) <= okLag || now.Sub(s.lastProbe) < probeEvery-time.Second {
+		return false
+	}
+	s.lastProbe = now
+	s.probeDebt = true
+	return true
+}
+
+func (s *shardState) takeProbeDebt() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.probeDebt
+	s.probeDebt = false
+	return d
+}
+
+// probe measures the tips of the owned shards that are behind.
+func (c *Consumer) probe(ctx context.Context, now time.Time) {
+	okLag := max(advice.OKLagPolls*c.budget.PollInterval, advice.MinOKLag)
+	sem := make(chan struct{}, probeParallel)
+	var wg sync.WaitGroup
+	for _, st := range c.shards.states() {
+		if !st.probeDue(now, okLag) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			tip, err := c.probeTip(ctx, st.id)
+			if err != nil {
+				c.log.Debug("tip probe failed", "shard", st.id, "err", err)
+				return
+			}
+			st.addTip(tip)
+		}()
+	}
+	wg.Wait()
+}
+
+// backlogLocked integrates the tip history from the read position to now.
+func (s *shardState) backlogLocked(now time.Time) float64 {
+	if s.caughtUp || s.lastArrival.IsZero() || len(s.tips) == 0 {
+		return 0
+	}
+	from := s.lastArrival
+	total := 0.0
+	for i, t := range s.tips {
+		start := t.at
+		if i == 0 {
+			start = time.Time{} // the oldest rate reaches back as far as needed
+		}
+		end := now
+		if i+1 < len(s.tips) {
+			end = s.tips[i+1].at
+		}
+		if start.Before(from) {
+			start = from
+		}
+		if end.After(start) {
+			total += t.rate * end.Sub(start).Seconds()
+		}
+	}
+	return total
+}
+
+// measure returns the shard's figures over the time since the last call.
+func (s *shardState) measure(now time.Time) shardFigures {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := shardFigures{backlog: s.backlogLocked(now)}
+	if !s.caughtUp {
+		f.lag = time.Duration(s.millisBehind) * time.Millisecond
+		if !s.lastArrival.IsZero() {
+			f.lag = max(f.lag, now.Sub(s.lastArrival))
+		}
+	}
+	if !s.prevAt.IsZero() {
+		dt := now.Sub(s.prevAt).Seconds()
+		if dt > 0 {
+			f.read = float64(s.readTotal-s.prevRead) / dt
+			f.readBytes = float64(s.bytesTotal-s.prevBytes) / dt
+			f.waitShare = math.Min((s.waitTotal-s.prevWait).Seconds()/dt, 1)
+		}
+	}
+	s.prevAt, s.prevRead, s.prevBytes, s.prevWait = now, s.readTotal, s.bytesTotal, s.waitTotal
+	switch {
+	case s.caughtUp || f.lag <= advice.MinOKLag:
+		f.incoming, f.incomingBytes = f.read, f.readBytes
+	case len(s.tips) > 0:
+		last := s.tips[len(s.tips)-1]
+		f.incoming, f.incomingBytes = last.rate, last.bytes
+	default:
+		f.incoming, f.incomingBytes = f.read, f.readBytes
+	}
+	return f
+}
+
+type shardFigures struct {
+	lag                     time.Duration
+	backlog                 float64
+	read, readBytes         float64
+	incoming, incomingBytes float64
+	waitShare               float64
+}
+
+// teamStatus is the latest per-team picture, for metrics and the status
+// page.
+type teamStatus struct {
+	mu       sync.Mutex
+	snapshot advice.Snapshot
+	advice   advice.Advice
+	at       time.Time
+	lowSince time.Time
+}
+
+// TeamStatus is the team as this pod last computed it.
+type TeamStatus struct {
+	At       time.Time
+	Snapshot advice.Snapshot
+	Advice   advice.Advice
+}
+
+// Team returns the latest team status; At is zero before the first one.
+func (c *Consumer) Team() TeamStatus {
+	c.team.mu.Lock()
+	defer c.team.mu.Unlock()
+	return TeamStatus{At: c.team.at, Snapshot: c.team.snapshot, Advice: c.team.advice}
+}
+
+type teamMetrics struct {
+	openShards, pods, budget, retention, headroom, incoming, backlog, drainETA, recommended prometheus.Gauge
+	advice                                                                                  *prometheus.GaugeVec
+}
+
+func newTeamMetrics(reg prometheus.Registerer, team, stream string) teamMetrics {
+	labels := prometheus.Labels{"team": team, "stream": stream}
+	f := promauto.With(reg)
+	g := func(name, help string) prometheus.Gauge {
+		return f.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "team", Name: name, Help: help, ConstLabels: labels})
+	}
+	return teamMetrics{
+		openShards:  g("open_shards", "Open shards of the team's stream."),
+		pods:        g("pods", "Live pods of the team (heartbeats in the lease table)."),
+		budget:      g("budget_records_per_second", "The team's budget: maxRecords x open shards per pollInterval."),
+		retention:   g("retention_seconds", "The stream's retention period."),
+		headroom:    g("retention_headroom_seconds", "Retention minus the age of the oldest unread record: time before Kinesis deletes unread data."),
+		incoming:    g("incoming_records_per_second", "Records/s arriving at the tip of the stream (measured by probes, not by what is read)."),
+		backlog:     g("backlog_records", "Records between the read positions and the tip."),
+		drainETA:    g("drain_eta_seconds", "Time to read the backlog at the current rates; 0 with none, -1 when it does not shrink."),
+		recommended: g("recommended_shards", "Shards the incoming rate needs with 25% to spare."),
+		advice: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "advice", ConstLabels: labels,
+			Help: "1 for the current advice, 0 for the others."}, []string{"action"}),
+	}
+}
+
+// monitor measures the owned shards, shares the figures with the team's
+// other pods and computes the team's advice, every monitorEvery.
+func (c *Consumer) monitor(ctx context.Context) {
+	t := time.NewTicker(monitorEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			c.probe(ctx, now)
+			c.updateTeam(time.Now())
+		}
+	}
+}
+
+func (c *Consumer) updateTeam(now time.Time) {
+	var mine Report
+	mine.Worker = c.opts.WorkerID
+	states := c.shards.states()
+	for _, st := range states {
+		f := st.measure(now)
+		mine.Shards++
+		mine.Incoming += f.incoming
+		mine.IncomingBytes += f.incomingBytes
+		mine.Read += f.read
+		mine.Backlog += f.backlog
+		mine.MaxLag = math.Max(mine.MaxLag, f.lag.Seconds())
+		mine.WaitShare += f.waitShare
+	}
+	if mine.Shards > 0 {
+		mine.WaitShare /= float64(mine.Shards)
+	}
+	c.leases.publish(mine)
+
+	peers, pods := c.leases.team()
+	var sum Report
+	seen := false
+	waitWeight := 0.0
+	for _, r := range peers {
+		if r.Worker == mine.Worker {
+			r, seen = mine, true
+		}
+		sum.add(r)
+		waitWeight += r.WaitShare * float64(r.Shards)
+	}
+	if !seen {
+		sum.add(mine)
+		waitWeight += mine.WaitShare * float64(mine.Shards)
+		pods = max(pods, 1)
+	}
+	open := c.view.open()
+	snap := advice.Snapshot{
+		PollInterval:    c.budget.PollInterval,
+		Budget:          c.budget.TeamRate(open),
+		ShardBudget:     c.budget.ShardRate(open),
+		ShardByteBudget: float64(c.budget.MaxBytesPerSecond),
+		OpenShards:      open,
+		Pods:            pods,
+		Retention:       c.view.retentionPeriod(),
+		Lag:             time.Duration(sum.MaxLag * float64(time.Second)),
+		Incoming:        sum.Incoming,
+		IncomingBytes:   sum.IncomingBytes,
+		Read:            sum.Read,
+		Backlog:         sum.Backlog,
+	}
+	if sum.Shards > 0 {
+		snap.WaitShare = waitWeight / float64(sum.Shards)
+	}
+	c.team.mu.Lock()
+	low := snap.Incoming < advice.ScaleDownShare*float64(open*advice.ShardWriteRecords) &&
+		snap.IncomingBytes < advice.ScaleDownShare*float64(open*advice.ShardWriteBytes)
+	switch {
+	case !low:
+		c.team.lowSince = time.Time{}
+	case c.team.lowSince.IsZero():
+		c.team.lowSince = now
+	}
+	if !c.team.lowSince.IsZero() {
+		snap.LowUtilisationFor = now.Sub(c.team.lowSince)
+	}
+	a := advice.For(snap)
+	c.team.snapshot, c.team.advice, c.team.at = snap, a, now
+	c.team.mu.Unlock()
+
+	m := c.tm
+	m.openShards.Set(float64(open))
+	m.pods.Set(float64(pods))
+	m.budget.Set(snap.Budget)
+	m.retention.Set(snap.Retention.Seconds())
+	m.headroom.Set(a.Headroom.Seconds())
+	m.incoming.Set(snap.Incoming)
+	m.backlog.Set(snap.Backlog)
+	switch {
+	case a.DrainETA < 0:
+		m.drainETA.Set(-1)
+	default:
+		m.drainETA.Set(a.DrainETA.Seconds())
+	}
+	m.recommended.Set(float64(a.RecommendedShards))
+	for _, act := range advice.Actions {
+		v := 0.0
+		if act == a.Action {
+			v = 1
+		}
+		m.advice.WithLabelValues(string(act)).Set(v)
+	}
+}
+
+func (r *Report) add(o Report) {
+	r.Shards += o.Shards
+	r.Incoming += o.Incoming
+	r.IncomingBytes += o.IncomingBytes
+	r.Read += o.Read
+	r.Backlog += o.Backlog
+	r.MaxLag = math.Max(r.MaxLag, o.MaxLag)
+}
