@@ -26,13 +26,18 @@ build: ## build the streambudget binary into .stack/bin
 test: test-unit test-integration ## run every test, unit and integration (starts the local stack it needs)
 
 .PHONY: test-unit
-test-unit: ## unit tests with the race detector, plus a short run of every fuzz target
+test-unit: tools ## unit tests with the race detector, plus a short run of every fuzz target
 	$(GO) test -race -count=1 ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
 .PHONY: test-integration
 test-integration: ## integration tests on the local stack (started and stopped as needed)
 	integration/test.sh
+
+.PHONY: tools
+tools: ## install the pinned test tools: helm (built from the Go module proxy), prometheus and promtool (Debian)
+	integration/helm/helm.sh >/dev/null
+	integration/prometheus/install.sh >/dev/null
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run)
