@@ -81,9 +81,9 @@ func TestFor(t *testing.T) {
 
 func TestDrainETA(t *testing.T) {
 	for _, tc := range []struct {
-		name                   string
+		name                    string
 		backlog, incoming, read float64
-		want                   time.Duration
+		want                    time.Duration
 	}{
 		{"none", 0, 100, 100, 0},
 		{"shrinking", 6000, 400, 1000, 10 * time.Second},

@@ -112,7 +112,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	srv := &http.Server{Handler: routes(reg, c, sink), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: routes(reg, c, sink, statusHandler(f, c, opts.Version)), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("serving metrics and health", "addr", ln.Addr().String(), "team", f.Team)
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
@@ -149,8 +149,9 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-func routes(reg *prometheus.Registry, c *consumer.Consumer, sink pinger) http.Handler {
+func routes(reg *prometheus.Registry, c *consumer.Consumer, sink pinger, status http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /", status)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"math"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -25,22 +27,29 @@ import (
 // of the shard's five GetRecords a second, so its processor waits one call
 // slot more at its next batch. A caught-up shard's tip rate is its read rate.
 //
+// The backlog in records is the integral of the tip-rate history from the
+// read position to now. While a shard is behind, each probe round also fills
+// the history backwards: one more window probed at the middle of the widest
+// gap between the read position and now, so a backlog written before this
+// pod owned the shard is measured too after a few rounds. Limits: a rate is
+// known at probe times and held until the next sample, so a burst narrower
+// than the spacing of the samples can be under- or over-counted until the
+// history is dense around it.
+//
 // A probe unanswered within probeTimeout counts as an empty window: the
 // kinesalite emulator never answers AT_TIMESTAMP past its newest record
 // (Kinesis answers at once with an iterator at the tip), so there it means
 // nothing arrived. Elsewhere a lost call costs one sample.
-//
-// The backlog in records is the integral of the tip rate history from the
-// shard's read position (the arrival time of the last record read) to now.
-// Its limits: a rate is known only at probe times and held in between; a
-// history that does not reach back to the read position (a pod that just
-// took the shard over an old backlog) is extended with its oldest rate.
 const (
 	probeEvery   = 5 * time.Second
 	probeBack    = 5 * time.Second
 	probeLimit   = 1000
 	monitorEvery = 5 * time.Second
 	probeTimeout = time.Second
+	// minFillGap is the spacing of the history below which it is not filled,
+	// and fillsPerRound the extra windows probed per shard per round.
+	minFillGap    = 2 * time.Second
+	fillsPerRound = 2
 	// maxTips bounds each shard's history: a day at probeEvery.
 	maxTips = int(24 * time.Hour / probeEvery)
 	// probeParallel bounds the probes in flight.
@@ -52,10 +61,10 @@ type tipSample struct {
 	rate, bytes float64
 }
 
-// probeTip measures the records and bytes per second that arrived at the
-// shard in the one-second window probeBack ago.
-func (c *Consumer) probeTip(ctx context.Context, shardID string) (tipSample, error) {
-	from := time.Now().Add(-probeBack).Truncate(time.Millisecond)
+// probeWindow measures the records and bytes per second that arrived at the
+// shard in the one-second window starting at from.
+func (c *Consumer) probeWindow(ctx context.Context, shardID string, from time.Time) (tipSample, error) {
+	from = from.Truncate(time.Millisecond)
 	to := from.Add(time.Second)
 	s := tipSample{at: from.Add(time.Second / 2)}
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
@@ -88,15 +97,21 @@ func (c *Consumer) probeTip(ctx context.Context, shardID string) (tipSample, err
 	return s, nil
 }
 
-// addTip keeps a tip sample in the shard's bounded history.
+// addTip keeps a sample in the shard's bounded history, in time order.
+// Samples before the read position are of no more use but the last one.
 func (s *shardState) addTip(t tipSample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.tips) >= maxTips {
-		copy(s.tips, s.tips[1:])
-		s.tips = s.tips[:len(s.tips)-1]
+	i := sort.Search(len(s.tips), func(i int) bool { return s.tips[i].at.After(t.at) })
+	s.tips = slices.Insert(s.tips, i, t)
+	drop := 0
+	for drop+1 < len(s.tips) && !s.tips[drop+1].at.After(s.lastArrival) {
+		drop++
 	}
-	s.tips = append(s.tips, t)
+	if len(s.tips)-drop > maxTips {
+		drop = len(s.tips) - maxTips
+	}
+	s.tips = slices.Delete(s.tips, 0, drop)
 }
 
 // probeDue reports whether the shard is behind and due a probe, and if so
@@ -108,15 +123,23 @@ func (s *shardState) probeDue(now time.Time, okLag time.Duration) bool {
 		return false
 	}
 	s.lastProbe = now
-	s.probeDebt = true
+	s.probeDebt++
 	return true
 }
 
-func (s *shardState) takeProbeDebt() bool {
+// owe books one more GetRecords call made outside the processor.
+func (s *shardState) owe() {
+	s.mu.Lock()
+	s.probeDebt++
+	s.mu.Unlock()
+}
+
+// takeProbeDebt returns the calls the probes made since the last batch.
+func (s *shardState) takeProbeDebt() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.probeDebt
-	s.probeDebt = false
+	s.probeDebt = 0
 	return d
 }
 
@@ -134,18 +157,66 @@ func (c *Consumer) probe(ctx context.Context, now time.Time) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			tip, err := c.probeTip(ctx, st.id)
+			tip, err := c.probeWindow(ctx, st.id, time.Now().Add(-probeBack))
 			if err != nil {
 				c.log.Debug("tip probe failed", "shard", st.id, "err", err)
 				return
 			}
 			st.addTip(tip)
+			for range fillsPerRound {
+				at, ok := st.fillPoint()
+				if !ok {
+					break
+				}
+				st.owe()
+				past, err := c.probeWindow(ctx, st.id, at.Add(-time.Second/2))
+				if err != nil {
+					break
+				}
+				st.addTip(past)
+			}
 		}()
 	}
 	wg.Wait()
 }
 
-// backlogLocked integrates the tip history from the read position to now.
+// fillPoint is where the history most needs a sample: the middle of the gap
+// (between the read position and the newest sample) whose possible error in
+// the backlog is largest. With nearest-sample integration a gap can be off
+// by up to half its width times the rate change across it; the gap before
+// the oldest sample, with no rate on its far side, by its width times the
+// oldest rate. Gaps narrower than minFillGap are left alone.
+func (s *shardState) fillPoint() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastArrival.IsZero() || len(s.tips) == 0 {
+		return time.Time{}, false
+	}
+	var best time.Time
+	worst := 1.0 // records: below this, nothing is worth a call
+	prev, prevRate, first := s.lastArrival, 0.0, true
+	for _, t := range s.tips {
+		if !t.at.After(prev) {
+			prevRate, first = t.rate, false
+			continue
+		}
+		gap := t.at.Sub(prev)
+		bound := math.Abs(t.rate-prevRate) * gap.Seconds() / 2
+		if first {
+			bound = t.rate * gap.Seconds()
+		}
+		if gap >= minFillGap && bound > worst {
+			worst, best = bound, prev.Add(gap/2)
+		}
+		prev, prevRate, first = t.at, t.rate, false
+	}
+	return best, !best.IsZero()
+}
+
+// backlogLocked integrates the rate history from the read position to now.
+// Each sample stands for the time nearer to it than to its neighbours (the
+// oldest reaches back, the newest up to now), so a rate change between two
+// samples costs at most half their spacing.
 func (s *shardState) backlogLocked(now time.Time) float64 {
 	if s.caughtUp || s.lastArrival.IsZero() || len(s.tips) == 0 {
 		return 0
@@ -153,13 +224,12 @@ func (s *shardState) backlogLocked(now time.Time) float64 {
 	from := s.lastArrival
 	total := 0.0
 	for i, t := range s.tips {
-		start := t.at
-		if i == 0 {
-			start = time.Time{} // the oldest rate reaches back as far as needed
+		start, end := from, now
+		if i > 0 {
+			start = s.tips[i-1].at.Add(t.at.Sub(s.tips[i-1].at) / 2)
 		}
-		end := now
 		if i+1 < len(s.tips) {
-			end = s.tips[i+1].at
+			end = t.at.Add(s.tips[i+1].at.Sub(t.at) / 2)
 		}
 		if start.Before(from) {
 			start = from
@@ -200,6 +270,7 @@ func (s *shardState) measure(now time.Time) shardFigures {
 	default:
 		f.incoming, f.incomingBytes = f.read, f.readBytes
 	}
+	s.last = f
 	return f
 }
 
@@ -219,6 +290,7 @@ type teamStatus struct {
 	advice   advice.Advice
 	at       time.Time
 	lowSince time.Time
+	primed   bool
 }
 
 // TeamStatus is the team as this pod last computed it.
@@ -293,6 +365,13 @@ func (c *Consumer) updateTeam(now time.Time) {
 	}
 	if mine.Shards > 0 {
 		mine.WaitShare /= float64(mine.Shards)
+	}
+	c.team.mu.Lock()
+	primed := c.team.primed
+	c.team.primed = true
+	c.team.mu.Unlock()
+	if !primed {
+		return // the first round only sets the baseline for rates
 	}
 	c.leases.publish(mine)
 

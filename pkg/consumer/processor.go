@@ -323,9 +323,9 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.c.m.budgetWait.WithLabelValues(p.shardID).Add(waited.Seconds())
 	}
 	p.state.count(len(in.Records), b.bytes, waited)
-	if p.state.takeProbeDebt() {
-		// A tip probe used one of the shard's GetRecords calls: give it back.
-		_ = sleepCtx(p.waits, budget.MinPollInterval)
+	if calls := p.state.takeProbeDebt(); calls > 0 {
+		// Tip probes used some of the shard's GetRecords calls: give them back.
+		_ = sleepCtx(p.waits, time.Duration(calls)*budget.MinPollInterval)
 	}
 }
 

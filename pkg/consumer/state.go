@@ -31,9 +31,10 @@ type shardState struct {
 	prevAt                time.Time
 	prevRead, prevBytes   int64
 	prevWait              time.Duration
+	last                  shardFigures // as of the last measure
 	tips                  []tipSample
 	lastProbe             time.Time
-	probeDebt             bool
+	probeDebt             int
 }
 
 // count adds a processed batch to the totals.
@@ -83,12 +84,15 @@ type ShardSnapshot struct {
 	// CheckpointAge is the time since the last checkpoint (since the lease
 	// was taken when there was none).
 	CheckpointAge time.Duration
+	// Read and Incoming are the read and tip rates in records/s, and
+	// Backlog the unread records, as of the last measurement.
+	Read, Incoming, Backlog float64
 }
 
 func (s *shardState) snapshot(now time.Time) ShardSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap := ShardSnapshot{ID: s.id, Budget: s.budget}
+	snap := ShardSnapshot{ID: s.id, Budget: s.budget, Read: s.last.read, Incoming: s.last.incoming, Backlog: s.last.backlog}
 	if !s.caughtUp {
 		lag := time.Duration(s.millisBehind) * time.Millisecond
 		if !s.lastArrival.IsZero() {
