@@ -69,9 +69,8 @@ stack-status: ## show what the local stack runs where
 	integration/stack/stack.sh status
 
 .PHONY: demo
-demo: build stack-up ## the local stack, the example budgets validated and planned
-	$(BIN) lint budgets/
-	$(BIN) plan budgets/
+demo: build ## three teams on the local stack, one spiking: watch the budgets hold (DEMO_SECONDS, DEMO_SPIKE_FACTOR)
+	integration/demo.sh
 
 .PHONY: bench
 bench: ## run the benchmarks and print the figures

@@ -30,10 +30,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"run":  {"read a team's stream within its budget and index it (one pod)", runRun},
-	"lint": {"validate budget files; --sample runs a team's rules over log lines", runLint},
-	"plan": {"print each team's budget, shards and pods as a table with warnings", runPlan},
-	"top":  {"a live table of teams over pods' /metrics: budget, read rate, lag, headroom, advice", runTop},
+	"demo":    {"three teams on the local stack, one spiking: watch the budgets hold", runDemo},
+	"run":     {"read a team's stream within its budget and index it (one pod)", runRun},
+	"lint":    {"validate budget files; --sample runs a team's rules over log lines", runLint},
+	"loadgen": {"write JSON log records to a stream at a rate, steady or spiking", runLoadgen},
+	"plan":    {"print each team's budget, shards and pods as a table with warnings", runPlan},
+	"top":     {"a live table of teams over pods' /metrics: budget, read rate, lag, headroom, advice", runTop},
 }
 
 // errUsage marks errors that already printed their usage.

@@ -18,6 +18,7 @@ import (
 	"github.com/streambudget/streambudget/pkg/budget"
 	"github.com/streambudget/streambudget/pkg/decode"
 	"github.com/streambudget/streambudget/pkg/essink"
+	"github.com/streambudget/streambudget/pkg/loadgen"
 	"github.com/streambudget/streambudget/pkg/rules"
 )
 
@@ -189,6 +190,7 @@ func TestBuildBatch(t *testing.T) {
 	if got, want := len(b.items), 4; got != want {
 		t.Fatalf("got %d items, want %d (2 dropped)", got, want)
 	}
+	checkSources(t, b)
 	if fmt.Sprint(b.recordEnd) != "[1 1 1 2 3 4]" {
 		t.Errorf("recordEnd = %v, want [1 1 1 2 3 4]", b.recordEnd)
 	}
@@ -224,6 +226,42 @@ func TestBuildBatch(t *testing.T) {
 			t.Errorf("duplicate id %s", it.ID)
 		}
 		ids[it.ID] = true
+	}
+}
+
+// checkSources fails t unless every item is one line of valid JSON.
+func checkSources(t *testing.T, b *batch) {
+	t.Helper()
+	for i, it := range b.items {
+		if !json.Valid(it.Source) || bytes.ContainsAny(it.Source, "\n\r") {
+			t.Errorf("item %d (reason %q) is not one line of JSON: %q", i, it.Reason, it.Source)
+		}
+	}
+}
+
+// TestBuildEveryDeadLetterKind runs every kind the load generator sends to
+// the dead-letter path between good records: each good record is indexed,
+// each bad one is a dead letter with its reason, all in order.
+func TestBuildEveryDeadLetterKind(t *testing.T) {
+	p, sink := newPipeline(t, testBudget())
+	var records []types.Record
+	records = append(records, rec("0", `{"message":"first",`+"\n"+`"nested": {`+"\r\n"+`"a": 1}}`))
+	for i, bad := range loadgen.BadRecords() {
+		records = append(records, rec(fmt.Sprint(i+1), string(bad)))
+	}
+	records = append(records, rec("99", `{"message":"last"}`))
+	b := &batch{dec: decode.New(p.decodeOpts), dropped: map[string]int{}}
+	p.build(b, "shardId-1", records, sink)
+	if len(b.items) != len(records) {
+		t.Fatalf("got %d items for %d records", len(b.items), len(records))
+	}
+	checkSources(t, b)
+	// Under decode auto, JSON nested too deep is indexed as text.
+	want := []string{"", decode.ReasonEmpty, decode.ReasonInvalidUTF8, "", decode.ReasonBadGzip, decode.ReasonDecompressedTooLarge, decode.ReasonBadCloudWatchLogs, ""}
+	for i, w := range want {
+		if got := b.items[i].Reason; got != w {
+			t.Errorf("item %d reason %q, want %q", i, got, w)
+		}
 	}
 }
 

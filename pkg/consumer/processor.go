@@ -88,6 +88,13 @@ func (p *pipeline) build(b *batch, shardID string, records []types.Record, sink 
 	// spans[i] locates item i's source in the arena; dead letters have none.
 	spans := b.spans[:0]
 	var pendingDL []deadLetter
+	// deadLetterSlot keeps an item's place for a record's dead letter,
+	// built once the arena stops growing.
+	deadLetterSlot := func(reason, detail string, raw []byte) {
+		pendingDL = append(pendingDL, deadLetter{len(b.items), reason, detail, raw})
+		b.items = append(b.items, essink.Item{})
+		spans = append(spans, span{-1, -1})
+	}
 	for i := range records {
 		r := &records[i]
 		seq := aws.ToString(r.SequenceNumber)
@@ -101,9 +108,7 @@ func (p *pipeline) build(b *batch, shardID string, records []types.Record, sink 
 		b.bytes += len(r.Data)
 		data := r.Data
 		if raw, ok := bytes.CutPrefix(data, kplBadPrefix); ok {
-			pendingDL = append(pendingDL, deadLetter{len(b.items), "bad_kpl_aggregate", "KPL aggregate record that cannot be de-aggregated", raw})
-			b.items = append(b.items, essink.Item{})
-			spans = append(spans, span{-1, -1})
+			deadLetterSlot("bad_kpl_aggregate", "KPL aggregate record that cannot be de-aggregated", raw)
 			b.recordEnd = append(b.recordEnd, len(b.items))
 			continue
 		}
@@ -112,11 +117,9 @@ func (p *pipeline) build(b *batch, shardID string, records []types.Record, sink 
 		var f *decode.Failure
 		switch {
 		case errors.As(err, &f):
-			pendingDL = append(pendingDL, deadLetter{len(b.items), f.Reason, f.Detail, data})
-			b.items = append(b.items, essink.Item{})
+			deadLetterSlot(f.Reason, f.Detail, data)
 		case err != nil:
-			pendingDL = append(pendingDL, deadLetter{len(b.items), "decode_error", err.Error(), data})
-			b.items = append(b.items, essink.Item{})
+			deadLetterSlot("decode_error", err.Error(), data)
 		case skipped:
 			b.skipped++
 		default:
@@ -197,6 +200,16 @@ func (p *pipeline) encode(b []byte, doc *decode.Doc, at *essink.Coordinates, rea
 	b = doc.AppendFields(b)
 	if len(b) == n+1 {
 		b = b[:n] // no fields of its own
+	}
+	// Raw values keep the record's own whitespace; a line break there would
+	// split the bulk request's line. Outside strings (inside them JSON has
+	// no raw line breaks) it is just a space.
+	if fields := b[n:]; bytes.IndexByte(fields, '\n') >= 0 || bytes.IndexByte(fields, '\r') >= 0 {
+		for i, c := range fields {
+			if c == '\n' || c == '\r' {
+				fields[i] = ' '
+			}
+		}
 	}
 	return append(b, '}')
 }

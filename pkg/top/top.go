@@ -42,6 +42,8 @@ type Team struct {
 	Advice      string
 	// readTotal is the sum of the shards' read counters, for rates.
 	readTotal float64
+	// Dropped is the documents the drop rules dropped, over the pods.
+	Dropped float64
 	// Read is the read rate between two scrapes, records/s.
 	Read float64
 	// Borrowed is records/s above the guarantee (work-conserving budgets).
@@ -136,6 +138,7 @@ func (s *Scrape) add(fams map[string]*dto.MetricFamily) {
 	}
 	each("streambudget_consumer_shards_owned", func(t *Team, _ *dto.Metric, v float64) { t.Owned += int(v) })
 	each("streambudget_shard_records_read_total", func(t *Team, _ *dto.Metric, v float64) { t.readTotal += v })
+	each("streambudget_rules_dropped_total", func(t *Team, _ *dto.Metric, v float64) { t.Dropped += v })
 	each("streambudget_shard_lag_seconds", func(t *Team, _ *dto.Metric, v float64) { t.MaxLag = math.Max(t.MaxLag, v) })
 	// Team gauges are the same on every pod: keep one.
 	each("streambudget_team_open_shards", func(t *Team, _ *dto.Metric, v float64) { t.Open = int(v) })
@@ -151,6 +154,9 @@ func (s *Scrape) add(fams map[string]*dto.MetricFamily) {
 		}
 	})
 }
+
+// ReadTotal is the records the team's pods have read, over their shards.
+func (t *Team) ReadTotal() float64 { return t.readTotal }
 
 // Rates fills in read rates from an earlier scrape of the same pods.
 func (s *Scrape) Rates(prev *Scrape) {
