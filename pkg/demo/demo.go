@@ -113,7 +113,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	spikeTeam := o.SpikeTeam
 	if spikeTeam == "" {
-		sort.Slice(files, func(i, j int) bool { return files[i].Budget.TeamRate(files[i].Shards) < files[j].Budget.TeamRate(files[j].Shards) })
+		sort.Slice(files, func(i, j int) bool {
+			return files[i].Budget.TeamRate(files[i].Shards) < files[j].Budget.TeamRate(files[j].Shards)
+		})
 		spikeTeam = files[0].Team
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Team < files[j].Team })
