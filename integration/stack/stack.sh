@@ -95,7 +95,9 @@ start_one() {
         --createStreamMs 0 --deleteStreamMs 0 --updateStreamMs 0 --shardLimit 200 >"$logf" 2>&1 </dev/null &
       ;;
     dynalite)
-      setsid node "$nm/dynalite/cli.js" --host 127.0.0.1 --port "$port" \
+      # On disk, so that a restart (fault tests) keeps leases and checkpoints.
+      mkdir -p "$STACK_DIR/data/dynalite"
+      setsid node "$nm/dynalite/cli.js" --host 127.0.0.1 --port "$port" --path "$STACK_DIR/data/dynalite" \
         --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 >"$logf" 2>&1 </dev/null &
       ;;
     victorialogs)
@@ -158,6 +160,13 @@ cmd_up() {
   if [ -n "$started" ]; then
     # A failed start-up stops what this call started, so nothing is left behind.
     trap 'for n in $started; do stop_one "$n"; done' EXIT
+    # A fresh start begins with empty state; `start NAME` (a restart) keeps it.
+    for name in $started; do
+      case "$name" in
+        dynalite) rm -rf "$STACK_DIR/data/dynalite" ;;
+        victorialogs) rm -rf "$STACK_DIR/data/victorialogs" ;;
+      esac
+    done
     install_npm
     install_victorialogs
     for name in $started; do start_one "$name"; done
