@@ -72,6 +72,8 @@ stack-status: ## show what the local stack runs where
 demo: build ## three teams on the local stack, one spiking: watch the budgets hold (DEMO_SECONDS, DEMO_SPIKE_FACTOR)
 	integration/demo.sh
 
+BENCHTIME ?= 1s
+
 .PHONY: bench
-bench: ## run the benchmarks and print the figures
-	$(GO) test -run=NONE -bench=. -benchmem ./pkg/...
+bench: ## run the benchmarks and print one table of figures (also .stack/bench/results.json)
+	$(GO) run ./integration/bench/cmd/benchreport -go $(GO) -benchtime $(BENCHTIME)

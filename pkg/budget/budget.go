@@ -138,22 +138,30 @@ func (f *File) ApplicationName() string { return "streambudget-" + f.Team }
 
 // MaxRecordsFor is the per-shard records per call with the given number of
 // open shards: the file's maxRecords, or recordsPerSecond spread over the
-// shards and rounded down (never below 1, never above the Kinesis limit).
+// shards and rounded up (never below 1, never above the Kinesis limit). It
+// is the GetRecords limit and the pacing burst; the rate itself is exact
+// (ShardRate).
 func (b Budget) MaxRecordsFor(openShards int) int {
 	if b.MaxRecords > 0 {
 		return b.MaxRecords
 	}
-	if openShards < 1 {
-		openShards = 1
-	}
-	perShard := float64(b.RecordsPerSecond) * b.PollInterval.Seconds() / float64(openShards)
-	n := int(math.Floor(perShard))
+	n := int(math.Ceil(b.perShard(openShards)*b.PollInterval.Seconds() - 1e-9))
 	return min(max(n, 1), MaxRecordsPerCall)
 }
 
-// ShardRate is one shard's budget in records per second.
+func (b Budget) perShard(openShards int) float64 {
+	return float64(b.RecordsPerSecond) / float64(max(openShards, 1))
+}
+
+// ShardRate is one shard's budget in records per second: maxRecords per
+// pollInterval, or exactly recordsPerSecond over the open shards (so 100
+// records/s over 8 shards is 12.5 each, not 12).
 func (b Budget) ShardRate(openShards int) float64 {
-	return float64(b.MaxRecordsFor(openShards)) / b.PollInterval.Seconds()
+	if b.MaxRecords > 0 {
+		return float64(b.MaxRecords) / b.PollInterval.Seconds()
+	}
+	perCall := min(b.perShard(openShards)*b.PollInterval.Seconds(), MaxRecordsPerCall)
+	return perCall / b.PollInterval.Seconds()
 }
 
 // TeamRate is the team's budget in records per second:

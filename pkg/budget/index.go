@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,11 +15,17 @@ var indexTokens = map[string]string{
 }
 
 // IndexPattern is a validated index name pattern such as
-// logs-payments-{yyyy.MM.dd}.
+// logs-payments-{yyyy.MM.dd}. Format is called per document, so it keeps the
+// last name it made and the hour it is valid for.
 type IndexPattern struct {
-	layout string // a time layout with literal text quoted out
 	parts  []indexPart
 	static bool
+	last   atomic.Pointer[formatted]
+}
+
+type formatted struct {
+	hour int64 // Unix hour the name is for
+	name string
 }
 
 type indexPart struct {
@@ -56,7 +63,7 @@ func ParseIndexPattern(s string) (*IndexPattern, error) {
 		rest = rest[open+end+1:]
 	}
 	// Check the name a date would produce against Elasticsearch's rules.
-	if err := validIndexName(ip.Format(time.Date(2024, 12, 31, 23, 0, 0, 0, time.UTC))); err != nil {
+	if err := validIndexName(ip.format(time.Date(2024, 12, 31, 23, 0, 0, 0, time.UTC))); err != nil {
 		return nil, fmt.Errorf("%q: %w", s, err)
 	}
 	return ip, nil
@@ -98,11 +105,26 @@ func dateLayout(spec string) (string, error) {
 	return b.String(), nil
 }
 
-// Format returns the index name for a document stamped t (in UTC).
+// Format returns the index name for a document stamped t (in UTC). Names
+// change at most hourly (the finest token is HH), so the last one is reused
+// for documents of the same hour; it is safe for concurrent use.
 func (ip *IndexPattern) Format(t time.Time) string {
 	if ip.static && len(ip.parts) == 1 {
 		return ip.parts[0].literal
 	}
+	hour := t.Unix() / 3600
+	if t.Unix() < 0 && t.Unix()%3600 != 0 {
+		hour--
+	}
+	if f := ip.last.Load(); f != nil && f.hour == hour {
+		return f.name
+	}
+	name := ip.format(t)
+	ip.last.Store(&formatted{hour: hour, name: name})
+	return name
+}
+
+func (ip *IndexPattern) format(t time.Time) string {
 	t = t.UTC()
 	var b strings.Builder
 	for _, p := range ip.parts {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -38,6 +37,8 @@ type pipeline struct {
 	decodeOpts   decode.Options
 	dataStream   bool
 }
+
+var gzipMagic = []byte{0x1f, 0x8b}
 
 // deadLetter is a record that cannot be indexed, waiting for its item.
 type deadLetter struct {
@@ -114,12 +115,13 @@ func (p *pipeline) build(b *batch, shardID string, records []types.Record, sink 
 		}
 		rec := decode.Record{Data: data, PartitionKey: at.PartitionKey, SequenceNumber: seq, SubSequence: sub, Arrival: at.Arrival}
 		docs, skipped, err := b.dec.Decode(&rec, b.docs[:0])
-		var f *decode.Failure
 		switch {
-		case errors.As(err, &f):
-			deadLetterSlot(f.Reason, f.Detail, data)
 		case err != nil:
-			deadLetterSlot("decode_error", err.Error(), data)
+			if f, ok := errors.AsType[*decode.Failure](err); ok {
+				deadLetterSlot(f.Reason, f.Detail, data)
+			} else {
+				deadLetterSlot("decode_error", err.Error(), data)
+			}
 		case skipped:
 			b.skipped++
 		default:
@@ -153,9 +155,9 @@ func (p *pipeline) build(b *batch, shardID string, records []types.Record, sink 
 	for _, dl := range pendingDL {
 		at := &b.coords[recordOf(b.recordEnd, dl.item)]
 		raw := dl.raw
-		if utf8.Valid(raw) {
-			// Redaction applies to dead letters too; binary payloads are
-			// kept as base64 and cannot be inspected.
+		if !bytes.HasPrefix(raw, gzipMagic) {
+			// Redaction applies to dead letters too, readable or not (the
+			// patterns are ASCII); only compressed payloads are opaque.
 			raw = []byte(p.rules.RedactText(string(raw)))
 		}
 		b.items[dl.item] = sink.DeadLetter(at, docID(p.stream, shardID, at.SequenceNumber, at.SubSequence, 0), dl.reason, dl.detail, raw, "")
@@ -218,7 +220,7 @@ func (p *pipeline) encode(b []byte, doc *decode.Doc, at *essink.Coordinates, rea
 // a crash overwrites the document instead of adding a second copy.
 func docID(stream, shardID, seq string, sub, event int) string {
 	h := sha256.New()
-	var buf [64]byte
+	var buf [160]byte // stream (<=128) is the longest part; seq numbers are 56 digits
 	b := append(buf[:0], stream...)
 	b = append(b, 0)
 	b = append(b, shardID...)
