@@ -20,7 +20,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("demo", "[flags]  (run by make demo, with the local stack's endpoints in the environment)", stderr)
 	o := demo.Options{Out: stdout}
 	fs.StringVar(&o.BudgetDir, "budgets", "budgets", "directory of example budgets: one stream and one consumer each")
-	fs.IntVar(&o.Seconds, "seconds", envInt("DEMO_SECONDS", 150), "seconds of load (env DEMO_SECONDS); draining and counting follow")
+	fs.IntVar(&o.Seconds, "seconds", envInt("DEMO_SECONDS", 75), "seconds of load per act (env DEMO_SECONDS); draining and counting follow")
+	fs.BoolVar(&o.Borrowing, "borrowing", envOr("DEMO_BORROWING", "yes") != "no", "second act: the same spike with work-conserving budgets (env DEMO_BORROWING=no skips it)")
 	spike := fs.String("spike-factor", envOr("DEMO_SPIKE_FACTOR", "3"), "the spiking team's rate during the spike, in multiples of its budget (env DEMO_SPIKE_FACTOR)")
 	fs.StringVar(&o.SpikeTeam, "spike-team", os.Getenv("DEMO_SPIKE_TEAM"), "the team that spikes (default: the smallest budget)")
 	fs.IntVar(&o.PortBase, "port-base", envInt("DEMO_PORT_BASE", 9100), "consumers listen on 127.0.0.1:port-base+1, +2, ...")

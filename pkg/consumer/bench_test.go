@@ -437,7 +437,7 @@ func simulateBudget(bud budget.Budget, shards int, d, window time.Duration) accu
 		}
 		clk.t = s.next
 		counts[w] += n // the call returned a full batch
-		s.p.setRate(bud.ShardRate(shards), n)
+		s.p.setRate(bud.ShardRate(shards), n, bud.PollInterval)
 		if _, err := s.p.wait(ctx, n, 0); err != nil {
 			panic(err)
 		}

@@ -77,6 +77,8 @@ type Consumer struct {
 	kc     *kinesis.Client
 	team   teamStatus
 	tm     teamMetrics
+	// borrow coordinates a work-conserving budget; nil without cluster:.
+	borrow *borrower
 
 	softStop, hardStop context.Context
 	ready              atomic.Bool
@@ -187,6 +189,20 @@ func (c *Consumer) released(shardID string) {
 	}
 }
 
+// guarantee is the team's own budget with the current open shards.
+func (c *Consumer) guarantee() float64 { return c.budget.TeamRate(c.view.open()) }
+
+// shardRate is what one shard may read now: its share of the team's
+// allowance when the team borrows or lends, else the plain budget.
+func (c *Consumer) shardRate(open int) float64 {
+	if c.borrow != nil {
+		if r := c.borrow.shardRate(c.shards.count()); r > 0 {
+			return r
+		}
+	}
+	return c.budget.ShardRate(open)
+}
+
 // Ready reports whether the worker runs.
 func (c *Consumer) Ready() bool { return c.ready.Load() }
 
@@ -212,6 +228,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	})
 	db := dynamodb.NewFromConfig(c.opts.AWS)
 	c.kc = kc
+	if f.Cluster != nil {
+		c.borrow = newBorrower(c, db, f, c.opts.Registerer)
+	}
 
 	bg, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
@@ -275,6 +294,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.leases.run(bg, c.view.list)
 	}()
 	go c.monitor(bg)
+	if c.borrow != nil {
+		go c.borrow.run(bg)
+	}
 	c.ready.Store(true)
 	c.log.Info("consumer running", "worker", c.opts.WorkerID, "application", c.opts.ApplicationName,
 		"open_shards", c.view.open(), "team_budget_records_per_second", c.budget.TeamRate(c.view.open()))

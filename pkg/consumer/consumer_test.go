@@ -94,7 +94,7 @@ func TestPacerFollowsRateChange(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(0, 0)}
 	p := newPacer(100, 100, 0, clk.now)
 	p.sleep = clk.sleep
-	p.setRate(50, 50) // a reshard doubled the shards of a recordsPerSecond budget
+	p.setRate(50, 100, time.Second) // a reshard doubled the shards of a recordsPerSecond budget
 	start := clk.t
 	for i := 0; i < 100; i++ {
 		if _, err := p.wait(context.Background(), 50, 0); err != nil {

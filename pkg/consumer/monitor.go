@@ -409,6 +409,11 @@ func (c *Consumer) updateTeam(now time.Time) {
 	if sum.Shards > 0 {
 		snap.WaitShare = waitWeight / float64(sum.Shards)
 	}
+	if c.borrow != nil {
+		if a := c.borrow.allocation(); a.Allowance > 0 {
+			snap.Guarantee, snap.Budget = snap.Budget, a.Allowance
+		}
+	}
 	c.team.mu.Lock()
 	low := snap.Incoming < advice.ScaleDownShare*float64(open*advice.ShardWriteRecords) &&
 		snap.IncomingBytes < advice.ScaleDownShare*float64(open*advice.ShardWriteBytes)

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -29,8 +30,12 @@ func newPacer(recordsPerSecond float64, burst int, bytesPerSecond int64, now fun
 	return p
 }
 
-// setRate follows a budget change (recordsPerSecond after a reshard).
-func (p *pacer) setRate(recordsPerSecond float64, burst int) {
+// setRate follows a budget change (recordsPerSecond after a reshard, an
+// allowance of a work-conserving budget). The burst never exceeds one poll
+// interval's worth at the rate, so a shard held below its plain budget
+// cannot catch up in a burst.
+func (p *pacer) setRate(recordsPerSecond float64, burst int, poll time.Duration) {
+	burst = max(min(burst, int(math.Ceil(recordsPerSecond*poll.Seconds()))), 1)
 	t := p.now()
 	if p.records.Limit() != rate.Limit(recordsPerSecond) {
 		p.records.SetLimitAt(t, rate.Limit(recordsPerSecond))

@@ -331,8 +331,9 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		return
 	}
 	open := p.c.view.open()
-	p.pacer.setRate(p.c.budget.ShardRate(open), p.c.budget.MaxRecordsFor(open))
-	p.state.setBudget(p.c.budget.ShardRate(open))
+	rate := p.c.shardRate(open)
+	p.pacer.setRate(rate, p.c.budget.MaxRecordsFor(open), p.c.budget.PollInterval)
+	p.state.setBudget(rate)
 	waited, _ := p.pacer.wait(p.waits, len(in.Records), b.bytes)
 	if waited > 0 {
 		p.c.m.budgetWait.WithLabelValues(p.shardID).Add(waited.Seconds())

@@ -128,6 +128,12 @@ func (s *shardSet) remove(id string) {
 	s.mu.Unlock()
 }
 
+func (s *shardSet) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.shards)
+}
+
 func (s *shardSet) states() []*shardState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
