@@ -75,5 +75,5 @@ demo: build ## three teams on the local stack, one spiking: watch the budgets ho
 BENCHTIME ?= 1s
 
 .PHONY: bench
-bench: ## run the benchmarks and print one table of figures (also .stack/bench/results.json)
-	$(GO) run ./integration/bench/cmd/benchreport -go $(GO) -benchtime $(BENCHTIME)
+bench: ## benchmarks per record, pacing accuracy and end to end on the local stack: one table (also .stack/bench/results.json)
+	GO=$(GO) BENCHTIME=$(BENCHTIME) integration/bench/run.sh

@@ -25,8 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/olivere/elastic/v7"
 
-	h "github.com/streambudget/streambudget/integration/harness"
 	"github.com/streambudget/streambudget/integration/bench/report"
+	h "github.com/streambudget/streambudget/integration/harness"
 )
 
 func writeFigures(b *testing.B, name string, figs []report.Figure) {
