@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestLintExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"example budgets", []string{"lint", "../../budgets"}, 0, "3 budget file(s) ok, 0 warning(s)"},
+		{"maxRecords 0", []string{"lint", "testdata/maxrecords-zero.bad.yaml"}, 1, "testdata/maxrecords-zero.bad.yaml:6:15: budget.maxRecords: must be between 1 and 10000, got 0"},
+		{"[DEBUG] regex warns", []string{"lint", "testdata/debug-regex.warn.yaml"}, 0, `warning: drop[0].regex: "[DEBUG]" is a character class`},
+		{"[DEBUG] regex fails --strict", []string{"lint", "--strict", "testdata/debug-regex.warn.yaml"}, 1, "2 warning(s)"},
+		{"plan", []string{"plan", "--cluster-capacity", "500", "../../budgets"}, 0, "above the cluster capacity of 500"},
+		{"unknown command", []string{"nope"}, 2, `unknown command "nope"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errs strings.Builder
+			code := run(context.Background(), tc.args, &out, &errs)
+			all := out.String() + errs.String()
+			if code != tc.code || !strings.Contains(all, tc.want) {
+				t.Errorf("exit %d, output:\n%s\nwant exit %d and %q", code, all, tc.code, tc.want)
+			}
+		})
+	}
+}
