@@ -11,6 +11,7 @@ import (
 	"time"
 
 	h "github.com/streambudget/streambudget/integration/harness"
+	"github.com/streambudget/streambudget/pkg/demo"
 )
 
 // TestDemo runs a shortened `make demo` (30 s of load) and checks what it
@@ -31,21 +32,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sum struct {
-		Teams []struct {
-			Team         string   `json:"team"`
-			Spiking      bool     `json:"spiking"`
-			Budget       float64  `json:"budget_records_per_second"`
-			Produced     int64    `json:"produced"`
-			Indexed      int64    `json:"indexed"`
-			Dropped      int64    `json:"dropped"`
-			DeadLettered int64    `json:"dead_lettered"`
-			Unaccounted  int64    `json:"unaccounted"`
-			MaxLag       float64  `json:"max_lag_seconds"`
-			MaxRead10s   float64  `json:"max_read_rate_10s"`
-			Advice       []string `json:"advice"`
-		} `json:"teams"`
-	}
+	var sum demo.Summary
 	if err := json.Unmarshal(b, &sum); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -60,21 +59,6 @@ func cpuSeconds(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // clock ticks; USER_HZ is 100 on Linux
-}
-
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // BenchmarkEndToEnd: a budget far above what the stack can do, so the
@@ -184,13 +168,17 @@ func BenchmarkEndToEnd(b *testing.B) {
 	rate := n / last.Sub(first).Seconds()
 	cpu := (cpuSeconds(c.PID()) - cpu0) / n * 100000
 	limit := math.Min(bareGet, bareBulk)
+	peak, err := h.PeakRSS(c.PID())
+	if err != nil {
+		b.Fatal(err)
+	}
 	writeFigures(b, "e2e", []report.Figure{
 		{Figure: "end to end: streambudget throughput", Value: rate, Unit: "records/s", Note: fmt.Sprintf("%d records of 512 B over %d shards, budget above capacity", n, shards)},
 		{Figure: "end to end: bare GetRecords loop", Value: bareGet, Unit: "records/s"},
 		{Figure: "end to end: bare Bulk() calls", Value: bareBulk, Unit: "records/s"},
 		{Figure: "end to end: share of the stack's limit", Value: rate / limit, Unit: "ratio", Target: ">= 0.80", Pass: pass(rate/limit >= 0.8)},
 		{Figure: "end to end: CPU per 100,000 records", Value: cpu, Unit: "CPU s", Note: "streambudget process alone"},
-		{Figure: "end to end: peak RSS", Value: float64(peakRSS(c.PID())) / (1 << 20), Unit: "MiB"},
+		{Figure: "end to end: peak RSS", Value: float64(peak) / (1 << 20), Unit: "MiB"},
 	})
 }
 

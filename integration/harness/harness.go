@@ -539,16 +539,21 @@ func stackCmd(t testing.TB, args ...string) {
 }
 
 // RSS is the resident set size of a process in bytes.
-func RSS(pid int) (int64, error) {
+func RSS(pid int) (int64, error) { return procBytes(pid, "VmRSS") }
+
+// PeakRSS is the largest resident set size the process has had, in bytes.
+func PeakRSS(pid int) (int64, error) { return procBytes(pid, "VmHWM") }
+
+func procBytes(pid int, key string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return 0, fmt.Errorf("no %s for process %d", key, pid)
 }
