@@ -4,6 +4,9 @@ package integration
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,11 +86,11 @@ func TestBorrowing(t *testing.T) {
 	if spikeRate < 150 {
 		t.Errorf("the spiking team read at most %.0f records/s; with two quiet teams it should borrow well above its 100", spikeRate)
 	}
-	// Its backlog (6000 records, 2000 of them within its own budget) would
-	// take 40 s at its plain 100/s after the spike; borrowing must beat that.
+	// With its plain 100/s it reads 1,500 of the 6,000 during the spike and
+	// needs 45 s after it; borrowing must do clearly better.
 	drain := drained.Sub(spikeEnd).Seconds()
-	if drain > 35 {
-		t.Errorf("the spiking team drained %.0fs after the spike; with its plain budget it takes 40s", drain)
+	if drain > 40 {
+		t.Errorf("the spiking team drained %.0fs after the spike; with its plain budget it takes 45s", drain)
 	}
 	// The cluster's total read rate over every 5 s window.
 	worst := 0.0
@@ -130,10 +133,22 @@ func TestBorrowing(t *testing.T) {
 	}
 	// One interval to see it held back, one for the others to make room
 	// (increases wait a round), plus a sample and a batch.
-	if back < 0 || back > 8*time.Second {
+	if back < 0 || back > 10*time.Second {
 		t.Errorf("quiet1 got its guarantee back %s after its ramp; want within two intervals of being held back", back)
 	}
-	t.Logf("borrowing: spiking team read up to %.0f records/s (guarantee 100), drained %.0fs after the spike (plain budget: 40s); cluster at most %.0f records/s over 5 s (capacity 300); quiet team had its guarantee back %s after ramping",
+	// The status page says what the team borrows or lends.
+	for _, tm := range teams {
+		resp, err := http.Get("http://" + tm.c.Addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `id="allowance"`) || !strings.Contains(string(page), "cluster "+clusterName) {
+			t.Errorf("%s status page (%s) lacks the allowance row:\n%s", tm.name, resp.Status, page)
+		}
+	}
+	t.Logf("borrowing: spiking team read up to %.0f records/s (guarantee 100), drained %.0fs after the spike (plain budget: 45s); cluster at most %.0f records/s over 5 s (capacity 300); quiet team had its guarantee back %s after ramping",
 		spikeRate, drain, worst, back)
 }
 

@@ -69,6 +69,11 @@ var knownSeries = map[string]bool{
 	"streambudget_team_drain_eta_seconds":                    true,
 	"streambudget_team_recommended_shards":                   true,
 	"streambudget_advice":                                    true,
+	"streambudget_team_allowance_records_per_second":         true,
+	"streambudget_team_borrowed_records_per_second":          true,
+	"streambudget_cluster_capacity_records_per_second":       true,
+	"streambudget_cluster_used_records_per_second":           true,
+	"streambudget_cluster_coordination_up":                   true,
 }
 
 var seriesName = regexp.MustCompile(`streambudget_[a-z_]+`)

@@ -18,6 +18,7 @@ var statusFS embed.FS
 var statusTmpl = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"dur":  fmtDuration,
 	"rate": func(f float64) string { return fmt.Sprintf("%.0f", f) },
+	"sub":  func(a, b float64) float64 { return a - b },
 	"pct": func(a, b float64) string {
 		if b <= 0 {
 			return "-"
@@ -36,6 +37,9 @@ type statusPage struct {
 	Retention            time.Duration
 	Ready                bool
 	Team0                consumer.TeamStatus
+	Cluster              string
+	Allowance, Borrowed  float64
+	Borrowing            bool
 	Shards               []shardRow
 	Now                  time.Time
 }
@@ -59,6 +63,9 @@ func statusHandler(f *budget.File, c *consumer.Consumer, version string) http.Ha
 			Team: f.Team, Stream: f.StreamName(), Worker: c.WorkerID(), Version: version,
 			Budget: f.Budget, TeamBudget: f.Budget.TeamRate(open), OpenShards: open,
 			Retention: c.Retention(), Ready: c.Ready(), Team0: c.Team(), Now: time.Now(),
+		}
+		if a, b, ok := c.Allowance(); ok && f.Cluster != nil {
+			p.Cluster, p.Allowance, p.Borrowed, p.Borrowing = f.Cluster.Name, a, b, true
 		}
 		for _, s := range c.Shards() {
 			p.Shards = append(p.Shards, shardRow{ShardSnapshot: s, Headroom: p.Retention - s.Lag})

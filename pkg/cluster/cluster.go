@@ -126,6 +126,11 @@ type Peer struct {
 type Config struct {
 	Capacity   float64       // the cluster's capacity, records/s
 	StaleAfter time.Duration // a row older than this is stale (e.g. 3 publish intervals)
+	// LendShare is the part of the spare that may be lent, in (0, 1]; zero
+	// means all of it. Pacing admits a batch before it waits for its tokens
+	// and pods apply new allowances at different moments, so a margin keeps
+	// short windows within the capacity while borrowing.
+	LendShare float64
 }
 
 // Allocation is the result for every team seen.
@@ -258,7 +263,11 @@ func Allocate(cfg Config, peers []Peer, now time.Time) Allocation {
 	var extra map[string]float64
 	scaled := !a.Stale && sumG > cfg.Capacity
 	if !a.Stale && !scaled {
-		extra = waterFill(teams, cfg.Capacity-sumR)
+		spare := cfg.Capacity - sumR
+		if cfg.LendShare > 0 && cfg.LendShare < 1 {
+			spare *= cfg.LendShare
+		}
+		extra = waterFill(teams, spare)
 	}
 	// Quiet teams lend their unused guarantee only while someone borrows.
 	lending := false

@@ -40,6 +40,10 @@ const (
 	// waiting on the limiter above which its team claims its whole
 	// guarantee at once (its demand is above what it may read).
 	heldBackShare = 0.2
+	// lendShare is the part of the spare lent out: the rest absorbs the
+	// batch each shard reads before it waits for tokens and the moments
+	// pods apply new allowances, so 5 s windows stay within the capacity.
+	lendShare = 0.85
 	// forgetAfter is when any pod deletes a row its owner left behind.
 	forgetAfter = time.Hour
 )
@@ -99,6 +103,16 @@ func (b *borrower) shardRate(owned int) float64 {
 		return 0
 	}
 	return b.podShare / float64(owned)
+}
+
+// Allowance is the team's current allowance and what it borrows, for a
+// team in a cluster (ok false otherwise, or before the first round).
+func (c *Consumer) Allowance() (allowance, borrowed float64, ok bool) {
+	if c.borrow == nil {
+		return 0, 0, false
+	}
+	a := c.borrow.allocation()
+	return a.Allowance, a.Borrowed, a.Allowance > 0
 }
 
 // allocation is the team's current allocation (its guarantee when none).
@@ -195,7 +209,7 @@ func (b *borrower) round(ctx context.Context, now time.Time) {
 		b.publishMetrics()
 		return
 	}
-	a := cluster.Allocate(cluster.Config{Capacity: float64(b.cluster.Capacity), StaleAfter: borrowStaleAfter}, peers, now)
+	a := cluster.Allocate(cluster.Config{Capacity: float64(b.cluster.Capacity), StaleAfter: borrowStaleAfter, LendShare: lendShare}, peers, now)
 	team0 := a.For(b.team, guarantee)
 	share := cluster.PodShare(a, b.team, b.pod, peers, now)
 	if a.Stale || share <= 0 {
