@@ -90,7 +90,8 @@ func Unique(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b[:])
 }
 
-// CreateStream creates a stream and waits until it is active.
+// CreateStream creates a stream, waits until it is active, and deletes it
+// when the test ends (the emulators keep streams in memory).
 func CreateStream(t testing.TB, kc *kinesis.Client, name string, shards int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -98,6 +99,11 @@ func CreateStream(t testing.TB, kc *kinesis.Client, name string, shards int) {
 	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(int32(shards))}); err != nil {
 		t.Fatalf("create stream %s: %v", name, err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = kc.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(name), EnforceConsumerDeletion: aws.Bool(true)})
+	})
 	WaitActive(t, kc, name)
 }
 

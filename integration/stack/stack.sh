@@ -86,13 +86,13 @@ start_one() {
       KINESIS_MOCK_PLAIN_PORT=$port KINESIS_MOCK_TLS_PORT=$KINESIS_LOCAL_TLS_PORT \
         KINESIS_MOCK_CERT_PATH="$nm/kinesis-local/server.json" \
         CREATE_STREAM_DURATION=0ms DELETE_STREAM_DURATION=0ms UPDATE_SHARD_COUNT_DURATION=0ms \
-        SPLIT_SHARD_DURATION=0ms MERGE_SHARDS_DURATION=0ms SHARD_LIMIT=200 LOG_LEVEL=WARN \
+        SPLIT_SHARD_DURATION=0ms MERGE_SHARDS_DURATION=0ms SHARD_LIMIT=100000 LOG_LEVEL=WARN \
         AWS_REGION=us-east-1 AWS_ACCOUNT_ID=000000000000 \
         setsid node -r "$HERE/listen-localhost.js" "$nm/kinesis-local/main.js" >"$logf" 2>&1 </dev/null &
       ;;
     kinesalite)
       setsid node -r "$HERE/listen-localhost.js" "$nm/kinesalite/cli.js" --port "$port" \
-        --createStreamMs 0 --deleteStreamMs 0 --updateStreamMs 0 --shardLimit 200 >"$logf" 2>&1 </dev/null &
+        --createStreamMs 0 --deleteStreamMs 0 --updateStreamMs 0 --shardLimit 100000 >"$logf" 2>&1 </dev/null &
       ;;
     dynalite)
       # On disk, so that a restart (fault tests) keeps leases and checkpoints.

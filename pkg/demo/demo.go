@@ -166,6 +166,12 @@ func runAct(ctx context.Context, o Options, borrow bool) (*Summary, error) {
 		for _, t := range teams {
 			t.stop(10 * time.Second)
 		}
+		// The emulator keeps streams in memory: remove this run's.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, t := range teams {
+			_, _ = o.KC.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(t.stream), EnforceConsumerDeletion: aws.Bool(true)})
+		}
 	}()
 	for i, f := range files {
 		t := &team{file: f, stream: f.StreamName() + "-" + id, addr: fmt.Sprintf("127.0.0.1:%d", o.PortBase+1+i)}
@@ -179,6 +185,7 @@ func runAct(ctx context.Context, o Options, borrow bool) (*Summary, error) {
 		if err := createStream(ctx, o.KC, t.stream, f.Shards); err != nil {
 			return nil, err
 		}
+
 		var cluster string
 		if borrow {
 			total := 0.0
