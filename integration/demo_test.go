@@ -54,7 +54,8 @@ func TestDemo(t *testing.T) {
 			continue
 		}
 		spiked++
-		if tm.MaxRead10s > tm.Budget*1.1 {
+		// The budget plus one burst (one poll interval's worth) over 10 s.
+		if tm.MaxRead10s > tm.Budget*1.1*1.02 {
 			t.Errorf("%s (spiking): read %.0f records/s over 10 s, above its budget of %.0f", tm.Team, tm.MaxRead10s, tm.Budget)
 		}
 		if tm.MaxRead10s < tm.Budget*0.8 {
