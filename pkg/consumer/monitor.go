@@ -245,13 +245,7 @@ func (s *shardState) backlogLocked(now time.Time) float64 {
 func (s *shardState) measure(now time.Time) shardFigures {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := shardFigures{backlog: s.backlogLocked(now)}
-	if !s.caughtUp {
-		f.lag = time.Duration(s.millisBehind) * time.Millisecond
-		if !s.lastArrival.IsZero() {
-			f.lag = max(f.lag, now.Sub(s.lastArrival))
-		}
-	}
+	f := shardFigures{backlog: s.backlogLocked(now), lag: s.lagLocked(now)}
 	if !s.prevAt.IsZero() {
 		dt := now.Sub(s.prevAt).Seconds()
 		if dt > 0 {

@@ -219,7 +219,6 @@ func (p *pipeline) encode(b []byte, doc *decode.Doc, at *essink.Coordinates, rea
 // docID is derived from the record's place in the stream, so a replay after
 // a crash overwrites the document instead of adding a second copy.
 func docID(stream, shardID, seq string, sub, event int) string {
-	h := sha256.New()
 	var buf [160]byte // stream (<=128) is the longest part; seq numbers are 56 digits
 	b := append(buf[:0], stream...)
 	b = append(b, 0)
@@ -230,9 +229,8 @@ func docID(stream, shardID, seq string, sub, event int) string {
 	b = strconv.AppendInt(b, int64(sub), 10)
 	b = append(b, 0)
 	b = strconv.AppendInt(b, int64(event), 10)
-	h.Write(b)
-	var sum [sha256.Size]byte
-	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:18])
+	sum := sha256.Sum256(b)
+	return base64.RawURLEncoding.EncodeToString(sum[:18])
 }
 
 // confirmedPrefix returns the index of the last record that may be

@@ -89,17 +89,24 @@ type ShardSnapshot struct {
 	Read, Incoming, Backlog float64
 }
 
+// lagLocked is the larger of MillisBehindLatest and the age of the last
+// record read, or 0 when the shard is caught up.
+func (s *shardState) lagLocked(now time.Time) time.Duration {
+	if s.caughtUp {
+		return 0
+	}
+	lag := time.Duration(s.millisBehind) * time.Millisecond
+	if !s.lastArrival.IsZero() {
+		lag = max(lag, now.Sub(s.lastArrival))
+	}
+	return lag
+}
+
 func (s *shardState) snapshot(now time.Time) ShardSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := ShardSnapshot{ID: s.id, Budget: s.budget, Read: s.last.read, Incoming: s.last.incoming, Backlog: s.last.backlog}
-	if !s.caughtUp {
-		lag := time.Duration(s.millisBehind) * time.Millisecond
-		if !s.lastArrival.IsZero() {
-			lag = max(lag, now.Sub(s.lastArrival))
-		}
-		snap.Lag = lag
-	}
+	snap.Lag = s.lagLocked(now)
 	last := s.lastCheckpoint
 	if last.IsZero() {
 		last = s.taken

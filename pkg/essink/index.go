@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -83,7 +84,7 @@ func AppendKinesis(b []byte, prefix, stream string, at *Coordinates) []byte {
 		b = append(b, `,"sequence_number":`...)
 		b = decode.AppendString(b, at.SequenceNumber)
 		b = append(b, `,"sub_sequence":`...)
-		b = appendInt(b, at.SubSequence)
+		b = strconv.AppendInt(b, int64(at.SubSequence), 10)
 		b = append(b, `,"partition_key":`...)
 		b = decode.AppendString(b, at.PartitionKey)
 		b = append(b, `,"arrival":"`...)
@@ -91,10 +92,6 @@ func AppendKinesis(b []byte, prefix, stream string, at *Coordinates) []byte {
 		b = append(b, '"')
 	}
 	return append(b, '}')
-}
-
-func appendInt(b []byte, n int) []byte {
-	return fmt.Appendf(b, "%d", n)
 }
 
 // outcome of one item in one attempt.
