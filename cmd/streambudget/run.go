@@ -27,6 +27,7 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.StringVar(&opts.ESCertFile, "es-cert", "", "client certificate (PEM) for Elasticsearch")
 	fs.StringVar(&opts.ESKeyFile, "es-key", "", "client key (PEM) for Elasticsearch")
 	fs.BoolVar(&opts.ESInsecureSkipVerify, "es-insecure-skip-verify", false, "do not verify Elasticsearch's certificate (test clusters only)")
+	fs.BoolVar(&opts.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the listen address (for diagnosis; off in production)")
 	logFormat := fs.String("log-format", "json", "json or text")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

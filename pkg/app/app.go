@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ type Options struct {
 	ShardSync       time.Duration
 	DataStream      bool
 	Version         string
+	// Pprof serves net/http/pprof under /debug/pprof/ on Listen. Off by
+	// default: profiles show record contents and cost CPU on demand.
+	Pprof bool
 
 	// TLS for Elasticsearch.
 	ESCAFile, ESCertFile, ESKeyFile string
@@ -112,7 +116,15 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	srv := &http.Server{Handler: routes(reg, c, sink, statusHandler(f, c, opts.Version)), ReadHeaderTimeout: 10 * time.Second}
+	mux := routes(reg, c, sink, statusHandler(f, c, opts.Version))
+	if opts.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("serving metrics and health", "addr", ln.Addr().String(), "team", f.Team)
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
@@ -149,7 +161,7 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-func routes(reg *prometheus.Registry, c *consumer.Consumer, sink pinger, status http.Handler) http.Handler {
+func routes(reg *prometheus.Registry, c *consumer.Consumer, sink pinger, status http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /", status)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
