@@ -224,7 +224,7 @@ func (c *Consumer) WorkerID() string { return c.opts.WorkerID }
 func (c *Consumer) Run(ctx context.Context) error {
 	f := c.opts.Budget
 	kc := kinesis.NewFromConfig(c.opts.AWS, func(o *kinesis.Options) {
-		o.APIOptions = append(o.APIOptions, kplGuard)
+		o.APIOptions = append(o.APIOptions, kplGuard, FastGetRecords)
 	})
 	db := dynamodb.NewFromConfig(c.opts.AWS)
 	c.kc = kc
