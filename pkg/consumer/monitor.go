@@ -22,10 +22,11 @@ import (
 // tell: after a spike ends, they were still written at the spike's rate. So
 // every probeEvery, each shard that is behind gets a probe (from the monitor,
 // never blocking the reads): an AT_TIMESTAMP iterator probeBack seconds back
-// and one GetRecords call of at most 1,000 records (a shard accepts no more
-// per second), counting what arrived in a one-second window. The call is one
-// of the shard's five GetRecords a second, so its processor waits one call
-// slot more at its next batch. A caught-up shard's tip rate is its read rate.
+// and a GetRecords call (see probeWindow), counting what arrived in a
+// one-second window. The call is one of the shard's five GetRecords a
+// second (shardState.calls), so a processor reading at that limit waits one
+// call slot more; one reading slower does not wait. A caught-up shard's tip
+// rate is its read rate.
 //
 // The backlog in records is the integral of the tip-rate history from the
 // read position to now. While a shard is behind, each probe round also fills
@@ -54,6 +55,9 @@ const (
 	maxTips = int(24 * time.Hour / probeEvery)
 	// probeParallel bounds the probes in flight.
 	probeParallel = 8
+	// probeHintSlack is added to a probe's first limit, so that a shard
+	// that has been quiet still sees a rise in one call.
+	probeHintSlack = 50
 )
 
 type tipSample struct {
@@ -62,15 +66,23 @@ type tipSample struct {
 }
 
 // probeWindow measures the records and bytes per second that arrived at the
-// shard in the one-second window starting at from.
-func (c *Consumer) probeWindow(ctx context.Context, shardID string, from time.Time) (tipSample, error) {
+// shard in the one-second window starting at from. The first call asks for
+// a little more than the shard's highest rate seen so far, not probeLimit:
+// every record returned is decoded whole (up to 10 MB a call), and most of
+// them lie past the window. When that is not enough to reach the window's
+// end, one more call reads on with probeLimit. Each call takes one of the
+// shard's call slots, which it shares with the processor's reads.
+func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Time) (tipSample, error) {
 	from = from.Truncate(time.Millisecond)
 	to := from.Add(time.Second)
 	s := tipSample{at: from.Add(time.Second / 2)}
+	if err := st.callSlot(ctx); err != nil {
+		return tipSample{}, err
+	}
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	it, err := c.kc.GetShardIterator(pctx, &kinesis.GetShardIteratorInput{
-		StreamName: c.view.streamName(), StreamARN: c.view.streamARN(), ShardId: aws.String(shardID),
+		StreamName: c.view.streamName(), StreamARN: c.view.streamARN(), ShardId: aws.String(st.id),
 		ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(from),
 	})
 	if err != nil {
@@ -79,22 +91,46 @@ func (c *Consumer) probeWindow(ctx context.Context, shardID string, from time.Ti
 		}
 		return tipSample{}, err
 	}
-	out, err := c.kc.GetRecords(pctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(probeLimit)})
-	if err != nil {
-		return tipSample{}, err
-	}
-	for _, r := range out.Records {
-		at := aws.ToTime(r.ApproximateArrivalTimestamp)
-		if at.Before(from) {
-			continue
+	iter, limit := it.ShardIterator, st.probeHint()
+	for {
+		out, err := c.kc.GetRecords(pctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(limit))})
+		if err != nil {
+			return tipSample{}, err
 		}
-		if !at.Before(to) {
-			break
+		for _, r := range out.Records {
+			at := aws.ToTime(r.ApproximateArrivalTimestamp)
+			if at.Before(from) {
+				continue
+			}
+			if !at.Before(to) {
+				return s, nil
+			}
+			s.rate++
+			s.bytes += float64(len(r.Data))
 		}
-		s.rate++
-		s.bytes += float64(len(r.Data))
+		if len(out.Records) < limit || limit == probeLimit || out.NextShardIterator == nil {
+			return s, nil
+		}
+		if err := st.callSlot(pctx); err != nil {
+			return tipSample{}, err
+		}
+		iter, limit = out.NextShardIterator, probeLimit
 	}
-	return s, nil
+}
+
+// probeHint is the first probe call's limit: a quarter more than the
+// highest rate in the shard's history, or probeLimit when it has none.
+func (s *shardState) probeHint() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tips) == 0 {
+		return probeLimit
+	}
+	peak := 0.0
+	for _, t := range s.tips {
+		peak = max(peak, t.rate)
+	}
+	return min(int(peak*1.25)+probeHintSlack, probeLimit)
 }
 
 // addTip keeps a sample in the shard's bounded history, in time order.
@@ -123,24 +159,7 @@ func (s *shardState) probeDue(now time.Time, okLag time.Duration) bool {
 		return false
 	}
 	s.lastProbe = now
-	s.probeDebt++
 	return true
-}
-
-// owe books one more GetRecords call made outside the processor.
-func (s *shardState) owe() {
-	s.mu.Lock()
-	s.probeDebt++
-	s.mu.Unlock()
-}
-
-// takeProbeDebt returns the calls the probes made since the last batch.
-func (s *shardState) takeProbeDebt() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := s.probeDebt
-	s.probeDebt = 0
-	return d
 }
 
 // probe measures the tips of the owned shards that are behind.
@@ -157,7 +176,7 @@ func (c *Consumer) probe(ctx context.Context, now time.Time) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			tip, err := c.probeWindow(ctx, st.id, time.Now().Add(-probeBack))
+			tip, err := c.probeWindow(ctx, st, time.Now().Add(-probeBack))
 			if err != nil {
 				c.log.Debug("tip probe failed", "shard", st.id, "err", err)
 				return
@@ -168,8 +187,7 @@ func (c *Consumer) probe(ctx context.Context, now time.Time) {
 				if !ok {
 					break
 				}
-				st.owe()
-				past, err := c.probeWindow(ctx, st.id, at.Add(-time.Second/2))
+				past, err := c.probeWindow(ctx, st, at.Add(-time.Second/2))
 				if err != nil {
 					break
 				}

@@ -337,10 +337,10 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.c.m.budgetWait.WithLabelValues(p.shardID).Add(waited.Seconds())
 	}
 	p.state.count(len(in.Records), b.bytes, waited)
-	if calls := p.state.takeProbeDebt(); calls > 0 {
-		// Tip probes used some of the shard's GetRecords calls: give them back.
-		_ = sleepCtx(p.waits, time.Duration(calls)*budget.MinPollInterval)
-	}
+	// The library calls GetRecords as soon as this returns: take that
+	// call's slot, which the tip probes share, so the two together stay
+	// within the five calls a second Kinesis serves a shard.
+	_ = p.state.callSlot(p.waits)
 }
 
 // waitForParents guards against the library starting a child shard before

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"context"
 	"sort"
 	"sync"
 	"time"
@@ -11,6 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/streambudget/streambudget/pkg/metrics"
+	"golang.org/x/time/rate"
+
+	"github.com/streambudget/streambudget/pkg/budget"
 )
 
 // shardState is what the consumer knows of one owned shard, read at scrape
@@ -34,8 +38,18 @@ type shardState struct {
 	last                  shardFigures // as of the last measure
 	tips                  []tipSample
 	lastProbe             time.Time
-	probeDebt             int
+	// calls paces the shard's GetRecords calls, which Kinesis serves five
+	// a second: the processor's reads and the tip probes take from it.
+	calls *rate.Limiter
 }
+
+func newShardState(id string, recordsPerSecond float64) *shardState {
+	return &shardState{id: id, budget: recordsPerSecond, taken: time.Now(),
+		calls: rate.NewLimiter(budget.MaxCallsPerSecond, budget.MaxCallsPerSecond)}
+}
+
+// callSlot waits until the shard may be sent one more GetRecords call.
+func (s *shardState) callSlot(ctx context.Context) error { return s.calls.Wait(ctx) }
 
 // count adds a processed batch to the totals.
 func (s *shardState) count(records, bytes int, waited time.Duration) {
@@ -124,7 +138,7 @@ type shardSet struct {
 func (s *shardSet) add(id string, budget float64) *shardState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := &shardState{id: id, budget: budget, taken: time.Now(), caughtUp: false}
+	st := newShardState(id, budget)
 	s.shards[id] = st
 	return st
 }

@@ -1,0 +1,116 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/streambudget/streambudget/pkg/budget"
+)
+
+// fakeShard answers GetShardIterator and GetRecords over one shard's
+// records, arrival times given; an iterator is "it-<offset>".
+type fakeShard struct {
+	arrivals []time.Time
+	mu       sync.Mutex
+	limits   []int // the Limit of every GetRecords call
+}
+
+func (f *fakeShard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		ShardIterator string
+		Limit         int
+		Timestamp     float64
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	switch target := r.Header.Get("X-Amz-Target"); {
+	case strings.HasSuffix(target, ".GetShardIterator"):
+		at := time.UnixMilli(int64(in.Timestamp * 1000))
+		i := 0
+		for i < len(f.arrivals) && f.arrivals[i].Before(at) {
+			i++
+		}
+		fmt.Fprintf(w, `{"ShardIterator":"it-%d"}`, i)
+	case strings.HasSuffix(target, ".GetRecords"):
+		f.mu.Lock()
+		f.limits = append(f.limits, in.Limit)
+		f.mu.Unlock()
+		from, _ := strconv.Atoi(strings.TrimPrefix(in.ShardIterator, "it-"))
+		to := min(from+in.Limit, len(f.arrivals))
+		recs := make([]string, 0, to-from)
+		for i := from; i < to; i++ {
+			recs = append(recs, fmt.Sprintf(`{"Data":"eHh4","PartitionKey":"k","SequenceNumber":"%d","ApproximateArrivalTimestamp":%.3f}`,
+				i, float64(f.arrivals[i].UnixMilli())/1000))
+		}
+		fmt.Fprintf(w, `{"Records":[%s],"NextShardIterator":"it-%d","MillisBehindLatest":0}`, strings.Join(recs, ","), to)
+	default:
+		http.Error(w, "unexpected "+target, http.StatusBadRequest)
+	}
+}
+
+// TestProbeWindow counts the records in a one-second window. Its first
+// call asks for a little more than the highest rate seen, and reads on
+// with the full limit (booking the extra call) only when that did not reach
+// the window's end.
+func TestProbeWindow(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	var arrivals []time.Time
+	add := func(from time.Time, n int, span time.Duration) {
+		for i := range n {
+			arrivals = append(arrivals, from.Add(span*time.Duration(i)/time.Duration(n)))
+		}
+	}
+	add(t0.Add(-time.Second), 30, time.Second)   // before the window: skipped
+	add(t0, 150, time.Second)                    // the window
+	add(t0.Add(time.Second), 400, 2*time.Second) // after it
+
+	for _, tc := range []struct {
+		name      string
+		history   []float64 // rates already known
+		wantCalls []int
+	}{
+		{"no history: one call of probeLimit", nil, []int{probeLimit}},
+		{"history above the window: one small call", []float64{200}, []int{200*5/4 + probeHintSlack}},
+		{"history below the window: reads on", []float64{20, 40}, []int{40*5/4 + probeHintSlack, probeLimit}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := &fakeShard{arrivals: arrivals}
+			srv := httptest.NewServer(fake)
+			defer srv.Close()
+			kc := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+				Credentials: aws.AnonymousCredentials{}})
+			c := &Consumer{kc: kc, view: &streamView{stream: "s"}}
+			st := newShardState("shardId-000000000000", 100)
+			for i, r := range tc.history {
+				st.tips = append(st.tips, tipSample{at: t0.Add(time.Duration(i-10) * time.Second), rate: r})
+			}
+			got, err := c.probeWindow(context.Background(), st, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.rate != 150 || got.bytes != 450 {
+				t.Errorf("window = %v records, %v bytes; want 150, 450", got.rate, got.bytes)
+			}
+			if fmt.Sprint(fake.limits) != fmt.Sprint(tc.wantCalls) {
+				t.Errorf("GetRecords limits %v, want %v", fake.limits, tc.wantCalls)
+			}
+			if slots := budget.MaxCallsPerSecond - int(st.calls.Tokens()+0.5); slots != len(tc.wantCalls) {
+				t.Errorf("took %d of the shard's call slots, want %d", slots, len(tc.wantCalls))
+			}
+		})
+	}
+}
