@@ -378,10 +378,16 @@ func BenchmarkNaiveJSON(b *testing.B) {
 // call returned; the first window (which holds the free first burst) is
 // left out. It reports the largest and smallest window's observed/budget,
 // where budget is the team's recordsPerSecond. An op is one simulation.
+//
+// Shards start one after another, spread over one call interval, as leases
+// are taken one at a time and each processor polls on its own clock. The
+// aligned-* metrics are the worst case where every shard's calls land on
+// the same instants: a window then holds a whole batch more or less of
+// every shard at once.
 func BenchmarkBudgetAccuracy(b *testing.B) {
 	for _, shards := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("shards=%d", shards), func(b *testing.B) {
-			for _, perSecond := range []int{100, 1000, 5000, 20000} {
+			for _, perSecond := range []int{100, 333, 1000, 5000, 20000} {
 				bud := budget.Budget{RecordsPerSecond: perSecond, PollInterval: time.Second}
 				if perSecond/shards > budget.MaxRecordsPerCall {
 					// Over 10,000 records per call: a budget file must
@@ -389,12 +395,15 @@ func BenchmarkBudgetAccuracy(b *testing.B) {
 					bud.PollInterval = 500 * time.Millisecond
 				}
 				b.Run(fmt.Sprintf("budget=%d", perSecond), func(b *testing.B) {
-					var acc accuracy
+					var acc, aligned accuracy
 					for b.Loop() {
-						acc = simulateBudget(bud, shards, 5*time.Minute, 30*time.Second)
+						acc = simulateBudget(bud, shards, 5*time.Minute, 30*time.Second, true)
 					}
+					aligned = simulateBudget(bud, shards, 5*time.Minute, 30*time.Second, false)
 					b.ReportMetric(acc.max, "max-ratio")
 					b.ReportMetric(acc.min, "min-ratio")
+					b.ReportMetric(aligned.max, "aligned-max-ratio")
+					b.ReportMetric(aligned.min, "aligned-min-ratio")
 					// What the rounding of recordsPerSecond into a whole
 					// maxRecords per shard leaves of the budget.
 					b.ReportMetric(bud.TeamRate(shards)/float64(perSecond), "configured-ratio")
@@ -407,21 +416,27 @@ func BenchmarkBudgetAccuracy(b *testing.B) {
 type accuracy struct{ min, max float64 }
 
 // simulateBudget runs shards pacers for d of virtual time and returns the
-// extremes of delivered/budget over the windows after the first.
-func simulateBudget(bud budget.Budget, shards int, d, window time.Duration) accuracy {
+// extremes of delivered/budget over the windows after the first. With
+// stagger, shard i makes its first call i/shards of a call interval after
+// the first shard.
+func simulateBudget(bud budget.Budget, shards int, d, window time.Duration, stagger bool) accuracy {
 	clk := &fakeClock{t: time.Unix(1700000000, 0)}
 	start := clk.t
 	type shard struct {
 		p    *pacer
 		next time.Time // when its next GetRecords call returns
 	}
+	n := bud.MaxRecordsFor(shards)
+	interval := time.Duration(float64(n) / bud.ShardRate(shards) * float64(time.Second))
 	ss := make([]shard, shards)
 	for i := range ss {
-		p := newPacer(bud.ShardRate(shards), bud.MaxRecordsFor(shards), bud.MaxBytesPerSecond, clk.now)
+		p := newPacer(bud.ShardRate(shards), n, bud.MaxBytesPerSecond, clk.now)
 		p.sleep = clk.sleep
 		ss[i] = shard{p: p, next: start}
+		if stagger {
+			ss[i].next = start.Add(interval * time.Duration(i) / time.Duration(shards))
+		}
 	}
-	n := bud.MaxRecordsFor(shards)
 	counts := make([]int, int(d/window))
 	ctx := context.Background()
 	for {

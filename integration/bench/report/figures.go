@@ -101,6 +101,8 @@ func Derive(bs []Benchmark) []Figure {
 	hi, lo := math.Inf(-1), math.Inf(1)
 	var hiCase, loCase string
 	var loConfigured float64
+	alignedHi, alignedLo := math.Inf(-1), math.Inf(1)
+	var alignedLoCase string
 	for _, b := range bs {
 		name, ok := strings.CutPrefix(b.Name, accuracy)
 		if !ok || !strings.HasSuffix(b.Pkg, consumerPkg) {
@@ -112,6 +114,12 @@ func Derive(bs []Benchmark) []Figure {
 			continue
 		}
 		cases++
+		if v, ok := b.Metrics["aligned-max-ratio"]; ok {
+			alignedHi = max(alignedHi, v)
+		}
+		if v, ok := b.Metrics["aligned-min-ratio"]; ok && v < alignedLo {
+			alignedLo, alignedLoCase = v, name
+		}
 		if mx > hi {
 			hi, hiCase = mx, name
 		}
@@ -128,6 +136,11 @@ func Derive(bs []Benchmark) []Figure {
 			note += fmt.Sprintf("; the per-shard maxRecords, rounded down from the team's recordsPerSecond, already give only %.4f of it", loConfigured)
 		}
 		add(atLeast("budget accuracy, lowest observed/budget", lo, "ratio", TargetMinRatio, note))
+		if !math.IsInf(alignedLo, 1) {
+			add(info("budget accuracy if every shard's calls align (worst case)", alignedLo, "ratio",
+				fmt.Sprintf("lowest %.4f (%s), highest %.4f: a window can hold one batch of every shard more or less; none when maxRecords per poll interval is whole",
+					alignedLo, alignedLoCase, alignedHi)))
+		}
 	}
 	return figs
 }
