@@ -57,7 +57,7 @@ func (d *getRecordsDeserializer) HandleDeserialize(ctx context.Context, in middl
 	if !ok || resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		return d.sdk.HandleDeserialize(ctx, in, answered{out, md})
 	}
-	output, err := decodeGetRecords(resp.Body)
+	output, err := decodeGetRecords(resp)
 	if err != nil {
 		return out, md, &smithy.DeserializationError{Err: fmt.Errorf("failed to decode response body, %w", err)}
 	}
@@ -75,11 +75,16 @@ func (a answered) HandleDeserialize(context.Context, middleware.DeserializeInput
 	return a.out, a.md, nil
 }
 
-// bodyBufs holds read buffers for answers (up to 10 MB each); parsing
-// copies every value out, so a buffer is free once parsed.
+// bodyBufs holds read buffers for answers (up to 10 MB of data each);
+// parsing copies every value out, so a buffer is free once parsed.
 var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func decodeGetRecords(body io.Reader) (*kinesis.GetRecordsOutput, error) {
+// maxAnswer bounds what is read of one answer: 10 MB of data is 13.4 MB in
+// base64, plus up to 10,000 records' other fields. The SDK reads without a
+// bound; an answer this large is an error here, not memory.
+const maxAnswer = 32 << 20
+
+func decodeGetRecords(resp *smithyhttp.Response) (*kinesis.GetRecordsOutput, error) {
 	buf := bodyBufs.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= 16<<20 {
@@ -88,8 +93,18 @@ func decodeGetRecords(body io.Reader) (*kinesis.GetRecordsOutput, error) {
 		}
 	}()
 	buf.Reset()
-	if _, err := buf.ReadFrom(body); err != nil {
-		return nil, err
+	if n := resp.ContentLength; n > 0 && n <= maxAnswer {
+		buf.Grow(int(n))
 	}
-	return parseGetRecords(buf.Bytes())
+	_, readErr := buf.ReadFrom(io.LimitReader(resp.Body, maxAnswer+1))
+	if buf.Len() > maxAnswer {
+		return nil, fmt.Errorf("answer larger than %d bytes", maxAnswer)
+	}
+	out, err := parseGetRecords(buf.Bytes())
+	if err != nil && readErr != nil {
+		return nil, readErr
+	}
+	// A read error after a whole answer is no error: json.Decoder, which
+	// the SDK uses, stops reading at the end of the first value.
+	return out, err
 }

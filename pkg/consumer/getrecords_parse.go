@@ -52,28 +52,28 @@ func parseGetRecords(body []byte) (*kinesis.GetRecordsOutput, error) {
 	err := p.object(0, func(key []byte) error {
 		switch string(key) {
 		case "Records":
-			recs, err := p.records()
+			recs, err := p.records(1)
 			typeErr[0] = err
 			if err == nil {
 				out.Records = recs
 			}
 			return p.onlyTypeErr(err)
 		case "NextShardIterator":
-			s, err := p.optString()
+			s, err := p.optString(1)
 			typeErr[1] = err
 			if err == nil {
 				out.NextShardIterator = s
 			}
 			return p.onlyTypeErr(err)
 		case "MillisBehindLatest":
-			n, err := p.optInt64()
+			n, err := p.optInt64(1)
 			typeErr[2] = err
 			if err == nil {
 				out.MillisBehindLatest = n
 			}
 			return p.onlyTypeErr(err)
 		case "ChildShards":
-			cs, err := p.childShards()
+			cs, err := p.childShards(1)
 			typeErr[3] = err
 			if err == nil {
 				out.ChildShards = cs
@@ -107,25 +107,25 @@ func (p *grParser) onlyTypeErr(err error) error {
 
 // wrongType reads past the value at p.i and returns a typeError, or the
 // syntax error that reading past it found.
-func (p *grParser) wrongType(depth int, what string) error {
-	if err := p.skip(depth); err != nil {
+func (p *grParser) wrongType(encl int, what string) error {
+	if err := p.skip(encl); err != nil {
 		return err
 	}
 	return &typeError{"expected " + what}
 }
 
-func (p *grParser) records() ([]types.Record, error) {
+func (p *grParser) records(encl int) ([]types.Record, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
 	if p.i >= len(p.b) || p.b[p.i] != '[' {
-		return nil, p.wrongType(1, "Records to be a list")
+		return nil, p.wrongType(encl, "Records to be a list")
 	}
 	recs := make([]types.Record, 0, 16)
 	var typeErr error
-	err := p.array(1, func() error {
+	err := p.array(encl, func() error {
 		recs = append(recs, types.Record{})
-		err := p.record(&recs[len(recs)-1])
+		err := p.record(encl+1, &recs[len(recs)-1])
 		var te *typeError
 		if errors.As(err, &te) {
 			typeErr = err
@@ -139,34 +139,34 @@ func (p *grParser) records() ([]types.Record, error) {
 	return recs, typeErr
 }
 
-func (p *grParser) record(r *types.Record) error {
+func (p *grParser) record(encl int, r *types.Record) error {
 	if p.literal("null") {
 		return nil
 	}
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
-		return p.wrongType(2, "a Record object")
+		return p.wrongType(encl, "a Record object")
 	}
 	var typeErr [5]error
-	err := p.object(2, func(key []byte) error {
+	err := p.object(encl, func(key []byte) error {
 		var err error
 		var slot int
 		switch string(key) {
 		case "ApproximateArrivalTimestamp":
 			slot = 0
 			var t *time.Time
-			if t, err = p.optEpochSeconds(); err == nil {
+			if t, err = p.optEpochSeconds(encl + 1); err == nil {
 				r.ApproximateArrivalTimestamp = t
 			}
 		case "Data":
 			slot = 1
 			var d []byte
-			if d, err = p.optBase64(); err == nil {
+			if d, err = p.optBase64(encl + 1); err == nil {
 				r.Data = d
 			}
 		case "EncryptionType":
 			slot = 2
 			var s *string
-			if s, err = p.optString(); err == nil {
+			if s, err = p.optString(encl + 1); err == nil {
 				r.EncryptionType = ""
 				if s != nil {
 					r.EncryptionType = types.EncryptionType(*s)
@@ -175,17 +175,17 @@ func (p *grParser) record(r *types.Record) error {
 		case "PartitionKey":
 			slot = 3
 			var s *string
-			if s, err = p.optString(); err == nil {
+			if s, err = p.optString(encl + 1); err == nil {
 				r.PartitionKey = s
 			}
 		case "SequenceNumber":
 			slot = 4
 			var s *string
-			if s, err = p.optString(); err == nil {
+			if s, err = p.optString(encl + 1); err == nil {
 				r.SequenceNumber = s
 			}
 		default:
-			return p.skip(3)
+			return p.skip(encl + 1)
 		}
 		typeErr[slot] = err
 		return p.onlyTypeErr(err)
@@ -196,18 +196,18 @@ func (p *grParser) record(r *types.Record) error {
 	return errors.Join(typeErr[:]...)
 }
 
-func (p *grParser) childShards() ([]types.ChildShard, error) {
+func (p *grParser) childShards(encl int) ([]types.ChildShard, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
 	if p.i >= len(p.b) || p.b[p.i] != '[' {
-		return nil, p.wrongType(1, "ChildShards to be a list")
+		return nil, p.wrongType(encl, "ChildShards to be a list")
 	}
 	cs := []types.ChildShard{}
 	var typeErr error
-	err := p.array(1, func() error {
+	err := p.array(encl, func() error {
 		cs = append(cs, types.ChildShard{})
-		err := p.childShard(&cs[len(cs)-1])
+		err := p.childShard(encl+1, &cs[len(cs)-1])
 		var te *typeError
 		if errors.As(err, &te) {
 			typeErr = err
@@ -221,37 +221,37 @@ func (p *grParser) childShards() ([]types.ChildShard, error) {
 	return cs, typeErr
 }
 
-func (p *grParser) childShard(c *types.ChildShard) error {
+func (p *grParser) childShard(encl int, c *types.ChildShard) error {
 	if p.literal("null") {
 		return nil
 	}
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
-		return p.wrongType(2, "a ChildShard object")
+		return p.wrongType(encl, "a ChildShard object")
 	}
 	var typeErr [3]error
-	err := p.object(2, func(key []byte) error {
+	err := p.object(encl, func(key []byte) error {
 		var err error
 		var slot int
 		switch string(key) {
 		case "ShardId":
 			var s *string
-			if s, err = p.optString(); err == nil {
+			if s, err = p.optString(encl + 1); err == nil {
 				c.ShardId = s
 			}
 		case "ParentShards":
 			slot = 1
 			var ps []string
-			if ps, err = p.stringList(); err == nil {
+			if ps, err = p.stringList(encl + 1); err == nil {
 				c.ParentShards = ps
 			}
 		case "HashKeyRange":
 			slot = 2
 			var h *types.HashKeyRange
-			if h, err = p.hashKeyRange(); err == nil {
+			if h, err = p.hashKeyRange(encl + 1); err == nil {
 				c.HashKeyRange = h
 			}
 		default:
-			return p.skip(3)
+			return p.skip(encl + 1)
 		}
 		typeErr[slot] = err
 		return p.onlyTypeErr(err)
@@ -262,17 +262,17 @@ func (p *grParser) childShard(c *types.ChildShard) error {
 	return errors.Join(typeErr[:]...)
 }
 
-func (p *grParser) stringList() ([]string, error) {
+func (p *grParser) stringList(encl int) ([]string, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
 	if p.i >= len(p.b) || p.b[p.i] != '[' {
-		return nil, p.wrongType(3, "a list of strings")
+		return nil, p.wrongType(encl, "a list of strings")
 	}
 	list := []string{}
 	var typeErr error
-	err := p.array(3, func() error {
-		s, err := p.optString()
+	err := p.array(encl, func() error {
+		s, err := p.optString(encl + 1)
 		if err != nil {
 			typeErr = err
 			return p.onlyTypeErr(err)
@@ -290,16 +290,16 @@ func (p *grParser) stringList() ([]string, error) {
 	return list, typeErr
 }
 
-func (p *grParser) hashKeyRange() (*types.HashKeyRange, error) {
+func (p *grParser) hashKeyRange(encl int) (*types.HashKeyRange, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
-		return nil, p.wrongType(3, "a HashKeyRange object")
+		return nil, p.wrongType(encl, "a HashKeyRange object")
 	}
 	h := &types.HashKeyRange{}
 	var typeErr [2]error
-	err := p.object(3, func(key []byte) error {
+	err := p.object(encl, func(key []byte) error {
 		var dst **string
 		var slot int
 		switch string(key) {
@@ -308,9 +308,9 @@ func (p *grParser) hashKeyRange() (*types.HashKeyRange, error) {
 		case "EndingHashKey":
 			dst, slot = &h.EndingHashKey, 1
 		default:
-			return p.skip(4)
+			return p.skip(encl + 1)
 		}
-		s, err := p.optString()
+		s, err := p.optString(encl + 1)
 		if err == nil {
 			*dst = s
 		}
@@ -324,12 +324,12 @@ func (p *grParser) hashKeyRange() (*types.HashKeyRange, error) {
 }
 
 // optString reads a string or null.
-func (p *grParser) optString() (*string, error) {
+func (p *grParser) optString(encl int) (*string, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
-		return nil, p.wrongType(4, "a string")
+		return nil, p.wrongType(encl, "a string")
 	}
 	raw, plain, err := p.str()
 	if err != nil {
@@ -346,12 +346,12 @@ func (p *grParser) optString() (*string, error) {
 
 // optBase64 reads base64 data in a string, or null, as the SDK does
 // (base64.StdEncoding, which skips line breaks).
-func (p *grParser) optBase64() ([]byte, error) {
+func (p *grParser) optBase64(encl int) ([]byte, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
-		return nil, p.wrongType(4, "Data to be a base64 string")
+		return nil, p.wrongType(encl, "Data to be a base64 string")
 	}
 	raw, plain, err := p.str()
 	if err != nil {
@@ -375,7 +375,7 @@ func (p *grParser) optBase64() ([]byte, error) {
 
 // optEpochSeconds reads a number of seconds since the epoch, or null, into
 // a time as the SDK does: to the millisecond, truncated, in UTC.
-func (p *grParser) optEpochSeconds() (*time.Time, error) {
+func (p *grParser) optEpochSeconds(encl int) (*time.Time, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
@@ -384,7 +384,7 @@ func (p *grParser) optEpochSeconds() (*time.Time, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, p.wrongType(4, "a timestamp number")
+		return nil, p.wrongType(encl, "a timestamp number")
 	}
 	f, err := strconv.ParseFloat(string(num), 64)
 	if err != nil {
@@ -409,7 +409,7 @@ func epochMillis(seconds float64) int64 {
 }
 
 // optInt64 reads an integer or null, as json.Number.Int64 does.
-func (p *grParser) optInt64() (*int64, error) {
+func (p *grParser) optInt64(encl int) (*int64, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
@@ -418,7 +418,7 @@ func (p *grParser) optInt64() (*int64, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, p.wrongType(2, "an integer")
+		return nil, p.wrongType(encl, "an integer")
 	}
 	n, err := strconv.ParseInt(string(num), 10, 64)
 	if err != nil {
@@ -427,10 +427,10 @@ func (p *grParser) optInt64() (*int64, error) {
 	return &n, nil
 }
 
-// object reads an object at p.i, calling member with p.i at each value;
-// member must read past the value.
-func (p *grParser) object(depth int, member func(key []byte) error) error {
-	if depth >= maxJSONDepth {
+// object reads an object at p.i, which encl containers enclose, calling
+// member with p.i at each value; member must read past the value.
+func (p *grParser) object(encl int, member func(key []byte) error) error {
+	if encl >= maxJSONDepth {
 		return errSyntax
 	}
 	p.i++ // '{'
@@ -481,9 +481,10 @@ func (p *grParser) object(depth int, member func(key []byte) error) error {
 	}
 }
 
-// array reads an array at p.i, calling elem with p.i at each element.
-func (p *grParser) array(depth int, elem func() error) error {
-	if depth >= maxJSONDepth {
+// array reads an array at p.i, which encl containers enclose, calling
+// elem with p.i at each element.
+func (p *grParser) array(encl int, elem func() error) error {
+	if encl >= maxJSONDepth {
 		return errSyntax
 	}
 	p.i++ // '['
@@ -514,15 +515,15 @@ func (p *grParser) array(depth int, elem func() error) error {
 }
 
 // skip reads past any value at p.i.
-func (p *grParser) skip(depth int) error {
+func (p *grParser) skip(encl int) error {
 	if p.i >= len(p.b) {
 		return errSyntax
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		return p.object(depth+1, func([]byte) error { return p.skip(depth + 1) })
+		return p.object(encl, func([]byte) error { return p.skip(encl + 1) })
 	case c == '[':
-		return p.array(depth+1, func() error { return p.skip(depth + 1) })
+		return p.array(encl, func() error { return p.skip(encl + 1) })
 	case c == '"':
 		_, _, err := p.str()
 		return err

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,24 +20,35 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
-// cannedHTTP answers every request with one status and body.
+// cannedHTTP answers every request with one status and body, and then
+// readErr (a connection reset, say) if set.
 type cannedHTTP struct {
-	status int
-	body   []byte
+	status  int
+	body    []byte
+	readErr error
 }
 
 func (c cannedHTTP) Do(*http.Request) (*http.Response, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-amz-json-1.1")
-	return &http.Response{StatusCode: c.status, Header: h, Body: io.NopCloser(bytes.NewReader(c.body)), ContentLength: int64(len(c.body))}, nil
+	var body io.Reader = bytes.NewReader(c.body)
+	if c.readErr != nil {
+		body = io.MultiReader(body, iotest.ErrReader(c.readErr))
+	}
+	return &http.Response{StatusCode: c.status, Header: h, Body: io.NopCloser(body), ContentLength: -1}, nil
 }
 
 // getRecordsWith decodes one canned answer through a real client, with the
 // SDK's deserializer or with FastGetRecords.
 func getRecordsWith(t testing.TB, fast bool, status int, body []byte) (*kinesis.GetRecordsOutput, error) {
 	t.Helper()
+	return getRecordsFrom(t, fast, cannedHTTP{status: status, body: body})
+}
+
+func getRecordsFrom(t testing.TB, fast bool, answer cannedHTTP) (*kinesis.GetRecordsOutput, error) {
+	t.Helper()
 	opts := kinesis.Options{Region: "us-east-1", Credentials: aws.AnonymousCredentials{},
-		BaseEndpoint: aws.String("http://kinesis.test"), HTTPClient: cannedHTTP{status, body},
+		BaseEndpoint: aws.String("http://kinesis.test"), HTTPClient: answer,
 		RetryMaxAttempts: 1}
 	if fast {
 		opts.APIOptions = append(opts.APIOptions, FastGetRecords)
@@ -128,6 +140,36 @@ func TestFastGetRecordsMatchesSDK(t *testing.T) {
 	} {
 		sameGetRecords(t, 200, []byte(body))
 	}
+	// encoding/json's nesting limit, 10,000 levels, at every place a value
+	// can be skipped or read with the wrong type.
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for _, n := range []int{9996, 9997, 9998, 9999, 10000} {
+		for _, body := range []string{
+			`{"X":` + deep(n) + `}`,
+			`{"Records":[{"X":` + deep(n-2) + `}]}`,
+			`{"NextShardIterator":` + deep(n) + `,"NextShardIterator":"a"}`,
+			`{"Records":[{"Data":` + deep(n-2) + `,"Data":"eHg="}]}`,
+			`{"ChildShards":[{"HashKeyRange":{"X":` + deep(n-3) + `}}]}`,
+			`{"ChildShards":[{"ParentShards":[` + deep(n-3) + `]}]}`,
+		} {
+			sameGetRecords(t, 200, []byte(body))
+		}
+	}
+
+	// A connection lost after the whole answer is no error (json.Decoder
+	// stops at the end of the first value); lost inside it, it is.
+	reset := errors.New("connection reset by peer")
+	for _, tc := range []struct {
+		body    string
+		wantErr bool
+	}{{`{"NextShardIterator":"a"}`, false}, {`{"NextShardIterator":"a"`, true}} {
+		for _, fast := range []bool{false, true} {
+			out, err := getRecordsFrom(t, fast, cannedHTTP{status: 200, body: []byte(tc.body), readErr: reset})
+			if (err != nil) != tc.wantErr || (err == nil && aws.ToString(out.NextShardIterator) != "a") {
+				t.Errorf("fast=%v, body %s then a reset: %v, %v; want an error: %v", fast, tc.body, out, err, tc.wantErr)
+			}
+		}
+	}
 
 	// Errors go through the SDK's deserializer.
 	_, err := getRecordsWith(t, true, 400, []byte(`{"__type":"ProvisionedThroughputExceededException","message":"slow down"}`))
@@ -169,7 +211,7 @@ func BenchmarkGetRecordsDecode(b *testing.B) {
 	for _, fast := range []bool{false, true} {
 		b.Run(map[bool]string{false: "sdk", true: "fast"}[fast], func(b *testing.B) {
 			opts := kinesis.Options{Region: "us-east-1", Credentials: aws.AnonymousCredentials{},
-				BaseEndpoint: aws.String("http://kinesis.test"), HTTPClient: cannedHTTP{200, []byte(body.String())}, RetryMaxAttempts: 1}
+				BaseEndpoint: aws.String("http://kinesis.test"), HTTPClient: cannedHTTP{status: 200, body: []byte(body.String())}, RetryMaxAttempts: 1}
 			if fast {
 				opts.APIOptions = append(opts.APIOptions, FastGetRecords)
 			}
