@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,17 @@ func TestWherePeopleLook(t *testing.T) {
 		}
 		n := h.Sum(m, "streambudget_advice", `team="`+team+`"`)
 		return n == 1, "no current advice yet"
+	})
+
+	t.Run("no profiles without --pprof", func(t *testing.T) {
+		resp, err := http.Get("http://" + c.Addr + "/debug/pprof/heap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("/debug/pprof/heap answered %s without --pprof", resp.Status)
+		}
 	})
 
 	t.Run("dashboard queries", func(t *testing.T) {
