@@ -547,6 +547,16 @@ func stackCmd(t testing.TB, args ...string) {
 // RSS is the resident set size of a process in bytes.
 func RSS(pid int) (int64, error) { return procBytes(pid, "VmRSS") }
 
+// RSSParts is the resident set split into anonymous memory (heap, stacks)
+// and file-backed pages (the binary's code and data as they are touched).
+func RSSParts(pid int) (anon, file int64, err error) {
+	if anon, err = procBytes(pid, "RssAnon"); err != nil {
+		return 0, 0, err
+	}
+	file, err = procBytes(pid, "RssFile")
+	return anon, file, err
+}
+
 // PeakRSS is the largest resident set size the process has had, in bytes.
 func PeakRSS(pid int) (int64, error) { return procBytes(pid, "VmHWM") }
 
