@@ -84,7 +84,7 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 	it, err := c.kc.GetShardIterator(pctx, &kinesis.GetShardIteratorInput{
 		StreamName: c.view.streamName(), StreamARN: c.view.streamARN(), ShardId: aws.String(st.id),
 		ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(from),
-	})
+	}, noRetry)
 	if err != nil {
 		if pctx.Err() != nil && ctx.Err() == nil {
 			return s, nil // unanswered: an empty window (see above)
@@ -93,7 +93,7 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 	}
 	iter, limit := it.ShardIterator, st.probeHint()
 	for {
-		out, err := c.kc.GetRecords(pctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(limit))})
+		out, err := c.kc.GetRecords(pctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(limit))}, noRetry)
 		if err != nil {
 			return tipSample{}, err
 		}
@@ -108,7 +108,11 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 			s.rate++
 			s.bytes += float64(len(r.Data))
 		}
-		if len(out.Records) < limit || limit == probeLimit || out.NextShardIterator == nil {
+		// The page ended before the window did. Read on (once) if it was
+		// cut by the limit or the shard has more behind it: Kinesis may
+		// return a short page with records after it.
+		more := len(out.Records) == limit || aws.ToInt64(out.MillisBehindLatest) > 0
+		if !more || limit == probeLimit || out.NextShardIterator == nil {
 			return s, nil
 		}
 		if err := st.callSlot(pctx); err != nil {
@@ -117,6 +121,10 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 		iter, limit = out.NextShardIterator, probeLimit
 	}
 }
+
+// noRetry keeps a probe to the calls it took slots for: the SDK would retry
+// a throttled call, and a lost probe costs only one sample.
+func noRetry(o *kinesis.Options) { o.RetryMaxAttempts = 1 }
 
 // probeHint is the first probe call's limit: a quarter more than the
 // highest rate in the shard's history, or probeLimit when it has none.
@@ -151,7 +159,7 @@ func (s *shardState) addTip(t tipSample) {
 }
 
 // probeDue reports whether the shard is behind and due a probe, and if so
-// books the probe: its time and the call slot its processor gives back.
+// books the probe time.
 func (s *shardState) probeDue(now time.Time, okLag time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

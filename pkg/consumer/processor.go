@@ -294,6 +294,11 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 // ProcessRecords indexes one batch, checkpoints what Elasticsearch confirmed
 // and then waits for the shard's budget before handing back to the library.
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	// The library calls GetRecords as soon as this returns, whatever the
+	// batch held: take that call's slot, which the tip probes share, so the
+	// two together stay within the five calls a second Kinesis serves a
+	// shard. A stopping processor does not wait.
+	defer func() { _ = p.state.callSlot(p.waits) }()
 	if p.waits.Err() != nil || p.c.leases.shedding(p.shardID) {
 		return // stopping: the records stay unconfirmed and are read again
 	}
@@ -337,10 +342,6 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.c.m.budgetWait.WithLabelValues(p.shardID).Add(waited.Seconds())
 	}
 	p.state.count(len(in.Records), b.bytes, waited)
-	// The library calls GetRecords as soon as this returns: take that
-	// call's slot, which the tip probes share, so the two together stay
-	// within the five calls a second Kinesis serves a shard.
-	_ = p.state.callSlot(p.waits)
 }
 
 // waitForParents guards against the library starting a child shard before
@@ -426,8 +427,7 @@ func (p *processor) close() {
 				c()
 			}
 		}
-		if p.shardID != "" {
-			p.c.shards.remove(p.shardID)
+		if p.shardID != "" && p.c.shards.remove(p.shardID, p.state) {
 			p.c.m.deleteShard(p.shardID)
 		}
 	})

@@ -39,13 +39,14 @@ type shardState struct {
 	tips                  []tipSample
 	lastProbe             time.Time
 	// calls paces the shard's GetRecords calls, which Kinesis serves five
-	// a second: the processor's reads and the tip probes take from it.
+	// a second: the processor's reads and the tip probes take from it. Its
+	// burst is one, so no second ever holds more than five.
 	calls *rate.Limiter
 }
 
 func newShardState(id string, recordsPerSecond float64) *shardState {
 	return &shardState{id: id, budget: recordsPerSecond, taken: time.Now(),
-		calls: rate.NewLimiter(budget.MaxCallsPerSecond, budget.MaxCallsPerSecond)}
+		calls: rate.NewLimiter(budget.MaxCallsPerSecond, 1)}
 }
 
 // callSlot waits until the shard may be sent one more GetRecords call.
@@ -143,10 +144,17 @@ func (s *shardSet) add(id string, budget float64) *shardState {
 	return st
 }
 
-func (s *shardSet) remove(id string) {
+// remove forgets st and reports whether it was the shard's current state:
+// a processor closed after a new one for the same shard started must not
+// remove the new one's.
+func (s *shardSet) remove(id string, st *shardState) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shards[id] != st {
+		return false
+	}
 	delete(s.shards, id)
-	s.mu.Unlock()
+	return true
 }
 
 func (s *shardSet) count() int {
