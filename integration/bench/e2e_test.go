@@ -101,13 +101,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	budget := h.Budget(b, stream, stream, shards, "maxRecords: 2000\npollInterval: 200ms", "")
 
-	var bareGet, rawGet, bareBulk, rate, share, cpu []float64
+	var bareGet, rawGet, bareBulk, bareBoth, rate, share, ownShare, cpu []float64
 	cores := make([][]float64, 1+len(stackServers))
 	var peak int64
 	for round := range e2eRounds {
 		bareGet = append(bareGet, bareGetRecords(b, fast, stream, shards, true))
 		rawGet = append(rawGet, bareGetRecords(b, fast, stream, shards, false))
 		bareBulk = append(bareBulk, bareBulkCalls(b, client, recs, shards))
+		bareBoth = append(bareBoth, bareConsumer(b, fast, client, stream, shards))
 		profile := "" // the first round's CPU profile, for the top entries
 		if round == 0 {
 			profile = filepath.Join(os.Getenv("STACK_DIR"), "bench", "e2e-cpu.pb.gz")
@@ -115,6 +116,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		run := streambudgetRun(b, env, budget, fmt.Sprintf("%s-%d", stream, round), n, profile)
 		rate, cpu, peak = append(rate, run.rate), append(cpu, run.cpu), max(peak, run.peak)
 		share = append(share, run.rate/math.Min(bareGet[round], bareBulk[round]))
+		ownShare = append(ownShare, run.rate/bareBoth[round])
 		for i, c := range run.cores {
 			cores[i] = append(cores[i], c)
 		}
@@ -132,6 +134,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 		{Figure: "end to end: share of the stack's limit", Value: median(share), Unit: "ratio", Target: ">= 0.80", Pass: pass(median(share) >= 0.8),
 			Note: fmt.Sprintf("against the slower of the bare loop (with Kinesis's limits) and bare Bulk() in the same round; median of %d rounds (%.2f to %.2f)",
 				len(share), slices.Min(share), slices.Max(share))},
+		{Figure: "end to end: bare consumer, GetRecords then Bulk() shard by shard", Value: median(bareBoth), Unit: "records/s",
+			Note: "both stages at once on the same cores, as streambudget runs them, with nothing between: " + spread(bareBoth)},
+		{Figure: "end to end: share of the bare consumer", Value: median(ownShare), Unit: "ratio",
+			Note: fmt.Sprintf("what decoding, rules, enrichment, pacing and checkpoints cost; median of %d rounds (%.2f to %.2f)", len(ownShare), slices.Min(ownShare), slices.Max(ownShare))},
 		{Figure: "end to end: CPU per 100,000 records", Value: median(cpu), Unit: "CPU s", Note: "streambudget process alone"},
 		{Figure: "end to end: peak RSS", Value: float64(peak) / (1 << 20), Unit: "MiB"},
 		{Figure: "end to end: kinesalite's CPU while streambudget reads", Value: median(cores[1]), Unit: "cores",
@@ -146,6 +152,65 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// bareConsumer reads every shard from the oldest record, one goroutine per
+// shard, 2,000 records per call within Kinesis's read limits, and indexes
+// each batch as it is with one Bulk() call before reading on: streambudget's
+// reads and writes, shard by shard as the KCL library runs them, with
+// nothing in between. It returns records/s.
+func bareConsumer(b *testing.B, kc *kinesis.Client, client *elastic.Client, stream string, shards int) float64 {
+	b.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := 0
+	var last time.Time
+	for s := 0; s < shards; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			calls, bytes := rate.NewLimiter(5, 1), rate.NewLimiter(2e6, 10e6)
+			it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
+				ShardId: aws.String(fmt.Sprintf("shardId-%012d", s)), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for iter := it.ShardIterator; ; {
+				if err := calls.Wait(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+				out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(2000)})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if len(out.Records) == 0 {
+					return
+				}
+				svc, size := client.Bulk(), 0
+				for _, r := range out.Records {
+					svc.Add(elastic.NewBulkIndexRequest().Index("bench-bare").Doc(json.RawMessage(r.Data)))
+					size += len(r.Data)
+				}
+				if _, err := svc.Do(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				got += len(out.Records)
+				last = time.Now()
+				mu.Unlock()
+				time.Sleep(bytes.ReserveN(time.Now(), min(size, bytes.Burst())).Delay())
+				iter = out.NextShardIterator
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(got) / last.Sub(start).Seconds()
 }
 
 // bareBulkCalls indexes the records as they are with bare Bulk() calls,
