@@ -64,6 +64,10 @@ type Options struct {
 
 // Consumer is one pod's reader of a team's stream.
 type Consumer struct {
+	// probeTimeout replaces the constant of that name when set (tests on a
+	// loaded machine).
+	probeTimeout time.Duration
+
 	opts   Options
 	budget budget.Budget
 	pipe   *pipeline

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"slices"
@@ -37,7 +38,8 @@ import (
 // than the spacing of the samples can be under- or over-counted until the
 // history is dense around it.
 //
-// A probe unanswered within probeTimeout counts as an empty window: the
+// A probe whose AT_TIMESTAMP iterator is not answered within probeTimeout
+// counts as an empty window: the
 // kinesalite emulator never answers AT_TIMESTAMP past its newest record
 // (Kinesis answers at once with an iterator at the tip), so there it means
 // nothing arrived. Elsewhere a lost call costs one sample.
@@ -47,6 +49,8 @@ const (
 	probeLimit   = 1000
 	monitorEvery = 5 * time.Second
 	probeTimeout = time.Second
+	// probeCallTimeout bounds each GetRecords call of a probe.
+	probeCallTimeout = 10 * time.Second
 	// minFillGap is the spacing of the history below which it is not filled,
 	// and fillsPerRound the extra windows probed per shard per round.
 	minFillGap    = 2 * time.Second
@@ -79,7 +83,7 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 	if err := st.callSlot(ctx); err != nil {
 		return tipSample{}, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	pctx, cancel := context.WithTimeout(ctx, cmp.Or(c.probeTimeout, probeTimeout))
 	defer cancel()
 	it, err := c.kc.GetShardIterator(pctx, &kinesis.GetShardIteratorInput{
 		StreamName: c.view.streamName(), StreamARN: c.view.streamARN(), ShardId: aws.String(st.id),
@@ -93,7 +97,9 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 	}
 	iter, limit := it.ShardIterator, st.probeHint()
 	for {
-		out, err := c.kc.GetRecords(pctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(limit))}, noRetry)
+		rctx, cancel := context.WithTimeout(ctx, probeCallTimeout)
+		out, err := c.kc.GetRecords(rctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(limit))}, noRetry)
+		cancel()
 		if err != nil {
 			return tipSample{}, err
 		}
@@ -115,7 +121,7 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 		if !more || limit == probeLimit || out.NextShardIterator == nil {
 			return s, nil
 		}
-		if err := st.callSlot(pctx); err != nil {
+		if err := st.callSlot(ctx); err != nil {
 			return tipSample{}, err
 		}
 		iter, limit = out.NextShardIterator, probeLimit

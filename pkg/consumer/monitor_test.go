@@ -63,6 +63,15 @@ func (f *fakeShard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// inProcess serves a client's requests with a handler, without a socket.
+type inProcess struct{ h http.Handler }
+
+func (c inProcess) Do(r *http.Request) (*http.Response, error) {
+	w := httptest.NewRecorder()
+	c.h.ServeHTTP(w, r)
+	return w.Result(), nil
+}
+
 // TestProbeWindow counts the records in a one-second window. Its first
 // call asks for a little more than the highest rate seen, and reads on
 // with the full limit (booking the extra call) only when that did not reach
@@ -90,11 +99,9 @@ func TestProbeWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := &fakeShard{arrivals: arrivals}
-			srv := httptest.NewServer(fake)
-			defer srv.Close()
-			kc := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-				Credentials: aws.AnonymousCredentials{}})
-			c := &Consumer{kc: kc, view: &streamView{stream: "s"}}
+			kc := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://kinesis.test"),
+				HTTPClient: inProcess{fake}, Credentials: aws.AnonymousCredentials{}})
+			c := &Consumer{kc: kc, view: &streamView{stream: "s"}, probeTimeout: time.Minute}
 			st := newShardState("shardId-000000000000", 100)
 			for i, r := range tc.history {
 				st.tips = append(st.tips, tipSample{at: t0.Add(time.Duration(i-10) * time.Second), rate: r})
