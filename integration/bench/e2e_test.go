@@ -154,63 +154,20 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// bareConsumer reads every shard from the oldest record, one goroutine per
-// shard, 2,000 records per call within Kinesis's read limits, and indexes
-// each batch as it is with one Bulk() call before reading on: streambudget's
-// reads and writes, shard by shard as the KCL library runs them, with
-// nothing in between. It returns records/s.
+// bareConsumer reads every shard from the oldest record, 2,000 records per
+// call within Kinesis's read limits, and indexes each batch as it is with
+// one Bulk() call before reading on: streambudget's reads and writes, shard
+// by shard as the KCL library runs them, with nothing in between. It
+// returns records/s.
 func bareConsumer(b *testing.B, kc *kinesis.Client, client *elastic.Client, stream string, shards int) float64 {
-	b.Helper()
-	ctx := context.Background()
-	start := time.Now()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	got := 0
-	var last time.Time
-	for s := 0; s < shards; s++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			calls, bytes := rate.NewLimiter(5, 1), rate.NewLimiter(2e6, 10e6)
-			it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
-				ShardId: aws.String(fmt.Sprintf("shardId-%012d", s)), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			for iter := it.ShardIterator; ; {
-				if err := calls.Wait(ctx); err != nil {
-					b.Error(err)
-					return
-				}
-				out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(2000)})
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if len(out.Records) == 0 {
-					return
-				}
-				svc, size := client.Bulk(), 0
-				for _, r := range out.Records {
-					svc.Add(elastic.NewBulkIndexRequest().Index("bench-bare").Doc(json.RawMessage(r.Data)))
-					size += len(r.Data)
-				}
-				if _, err := svc.Do(ctx); err != nil {
-					b.Error(err)
-					return
-				}
-				mu.Lock()
-				got += len(out.Records)
-				last = time.Now()
-				mu.Unlock()
-				time.Sleep(bytes.ReserveN(time.Now(), min(size, bytes.Burst())).Delay())
-				iter = out.NextShardIterator
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(got) / last.Sub(start).Seconds()
+	return readShards(b, kc, stream, shards, 2000, true, func(recs []types.Record) error {
+		svc := client.Bulk()
+		for _, r := range recs {
+			svc.Add(elastic.NewBulkIndexRequest().Index("bench-bare").Doc(json.RawMessage(r.Data)))
+		}
+		_, err := svc.Do(context.Background())
+		return err
+	})
 }
 
 // bareBulkCalls indexes the records as they are with bare Bulk() calls,
@@ -342,40 +299,53 @@ func serverPID(b *testing.B, name string) int {
 }
 
 // bareGetRecords reads every shard of stream from the oldest record to the
-// tip, one goroutine per shard, 10,000 records per call, and returns
-// records/s. With limits it keeps to Kinesis's per-shard read limits: five
+// tip, 10,000 records per call, and returns records/s; with limits, within
+// Kinesis's per-shard read limits.
+func bareGetRecords(b *testing.B, kc *kinesis.Client, stream string, shards int, limits bool) float64 {
+	return readShards(b, kc, stream, shards, 10000, limits, func([]types.Record) error { return nil })
+}
+
+// readShards reads every shard of stream from the oldest record to the tip,
+// one goroutine per shard, limit records per call, handing each page to
+// page before the next call, and returns records/s up to the last page
+// handled. With limits it keeps to Kinesis's per-shard read limits: five
 // calls a second, and after a call of B bytes no call until 2 MB/s has paid
 // for them (up to 10 MB in advance, as the service allows one 10 MB call).
-func bareGetRecords(b *testing.B, kc *kinesis.Client, stream string, shards int, limits bool) float64 {
+func readShards(b *testing.B, kc *kinesis.Client, stream string, shards int, limit int32, limits bool, page func([]types.Record) error) float64 {
 	b.Helper()
 	ctx := context.Background()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	got := 0
-	var last time.Time // when the last call that returned records did
+	var last time.Time // when the last page was handled
 	for s := 0; s < shards; s++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			calls := rate.NewLimiter(5, 5)
-			bytes := rate.NewLimiter(2e6, 10e6)
+			calls, bytes := rate.NewLimiter(5, 1), rate.NewLimiter(2e6, 10e6)
 			it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
 				ShardId: aws.String(fmt.Sprintf("shardId-%012d", s)), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
 			if err != nil {
 				b.Error(err)
 				return
 			}
-			iter := it.ShardIterator
-			for {
+			for iter := it.ShardIterator; ; {
 				if limits {
 					if err := calls.Wait(ctx); err != nil {
 						b.Error(err)
 						return
 					}
 				}
-				out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10000)})
+				out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(limit)})
 				if err != nil {
+					b.Error(err)
+					return
+				}
+				if len(out.Records) == 0 {
+					return
+				}
+				if err := page(out.Records); err != nil {
 					b.Error(err)
 					return
 				}
@@ -383,14 +353,11 @@ func bareGetRecords(b *testing.B, kc *kinesis.Client, stream string, shards int,
 				for _, r := range out.Records {
 					size += len(r.Data)
 				}
-				if len(out.Records) == 0 {
-					return
-				}
 				mu.Lock()
 				got += len(out.Records)
 				last = time.Now()
 				mu.Unlock()
-				if limits && size > 0 {
+				if limits {
 					time.Sleep(bytes.ReserveN(time.Now(), min(size, bytes.Burst())).Delay())
 				}
 				iter = out.NextShardIterator

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
@@ -52,33 +53,17 @@ func parseGetRecords(body []byte) (*kinesis.GetRecordsOutput, error) {
 	err := p.object(0, func(key []byte) error {
 		switch string(key) {
 		case "Records":
-			recs, err := p.records(1)
-			typeErr[0] = err
-			if err == nil {
-				out.Records = recs
-			}
-			return p.onlyTypeErr(err)
+			v, err := p.records(1)
+			return p.set(&typeErr[0], err, func() { out.Records = v })
 		case "NextShardIterator":
-			s, err := p.optString(1)
-			typeErr[1] = err
-			if err == nil {
-				out.NextShardIterator = s
-			}
-			return p.onlyTypeErr(err)
+			v, err := p.optString(1)
+			return p.set(&typeErr[1], err, func() { out.NextShardIterator = v })
 		case "MillisBehindLatest":
-			n, err := p.optInt64(1)
-			typeErr[2] = err
-			if err == nil {
-				out.MillisBehindLatest = n
-			}
-			return p.onlyTypeErr(err)
+			v, err := p.optInt64(1)
+			return p.set(&typeErr[2], err, func() { out.MillisBehindLatest = v })
 		case "ChildShards":
-			cs, err := p.childShards(1)
-			typeErr[3] = err
-			if err == nil {
-				out.ChildShards = cs
-			}
-			return p.onlyTypeErr(err)
+			v, err := p.childShards(1)
+			return p.set(&typeErr[3], err, func() { out.ChildShards = v })
 		}
 		return p.skip(1)
 	})
@@ -105,6 +90,17 @@ func (p *grParser) onlyTypeErr(err error) error {
 	return err
 }
 
+// set records a field's outcome in its slot (a later duplicate of the key
+// overwrites it) and stores the value when it was read without error. Only
+// a syntax error stops the parse.
+func (p *grParser) set(slot *error, err error, store func()) error {
+	*slot = err
+	if err == nil {
+		store()
+	}
+	return p.onlyTypeErr(err)
+}
+
 // wrongType reads past the value at p.i and returns a typeError, or the
 // syntax error that reading past it found.
 func (p *grParser) wrongType(encl int, what string) error {
@@ -115,174 +111,29 @@ func (p *grParser) wrongType(encl int, what string) error {
 }
 
 func (p *grParser) records(encl int) ([]types.Record, error) {
+	return parseList(p, encl, "Records to be a list", p.record)
+}
+
+// parseList reads a list or null; elem reads one element into v. A type
+// error in an element fails the list once the list has been read past.
+func parseList[T any](p *grParser, encl int, what string, elem func(encl int, v *T) error) ([]T, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
 	if p.i >= len(p.b) || p.b[p.i] != '[' {
-		return nil, p.wrongType(encl, "Records to be a list")
+		return nil, p.wrongType(encl, what)
 	}
-	recs := make([]types.Record, 0, 16)
+	list := make([]T, 0, 16)
 	var typeErr error
 	err := p.array(encl, func() error {
-		recs = append(recs, types.Record{})
-		err := p.record(encl+1, &recs[len(recs)-1])
+		list = append(list, *new(T))
+		err := elem(encl+1, &list[len(list)-1])
 		var te *typeError
 		if errors.As(err, &te) {
 			typeErr = err
 			return nil
 		}
 		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return recs, typeErr
-}
-
-func (p *grParser) record(encl int, r *types.Record) error {
-	if p.literal("null") {
-		return nil
-	}
-	if p.i >= len(p.b) || p.b[p.i] != '{' {
-		return p.wrongType(encl, "a Record object")
-	}
-	var typeErr [5]error
-	err := p.object(encl, func(key []byte) error {
-		var err error
-		var slot int
-		switch string(key) {
-		case "ApproximateArrivalTimestamp":
-			slot = 0
-			var t *time.Time
-			if t, err = p.optEpochSeconds(encl + 1); err == nil {
-				r.ApproximateArrivalTimestamp = t
-			}
-		case "Data":
-			slot = 1
-			var d []byte
-			if d, err = p.optBase64(encl + 1); err == nil {
-				r.Data = d
-			}
-		case "EncryptionType":
-			slot = 2
-			var s *string
-			if s, err = p.optString(encl + 1); err == nil {
-				r.EncryptionType = ""
-				if s != nil {
-					r.EncryptionType = types.EncryptionType(*s)
-				}
-			}
-		case "PartitionKey":
-			slot = 3
-			var s *string
-			if s, err = p.optString(encl + 1); err == nil {
-				r.PartitionKey = s
-			}
-		case "SequenceNumber":
-			slot = 4
-			var s *string
-			if s, err = p.optString(encl + 1); err == nil {
-				r.SequenceNumber = s
-			}
-		default:
-			return p.skip(encl + 1)
-		}
-		typeErr[slot] = err
-		return p.onlyTypeErr(err)
-	})
-	if err != nil {
-		return err
-	}
-	return errors.Join(typeErr[:]...)
-}
-
-func (p *grParser) childShards(encl int) ([]types.ChildShard, error) {
-	if p.literal("null") {
-		return nil, nil
-	}
-	if p.i >= len(p.b) || p.b[p.i] != '[' {
-		return nil, p.wrongType(encl, "ChildShards to be a list")
-	}
-	cs := []types.ChildShard{}
-	var typeErr error
-	err := p.array(encl, func() error {
-		cs = append(cs, types.ChildShard{})
-		err := p.childShard(encl+1, &cs[len(cs)-1])
-		var te *typeError
-		if errors.As(err, &te) {
-			typeErr = err
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return cs, typeErr
-}
-
-func (p *grParser) childShard(encl int, c *types.ChildShard) error {
-	if p.literal("null") {
-		return nil
-	}
-	if p.i >= len(p.b) || p.b[p.i] != '{' {
-		return p.wrongType(encl, "a ChildShard object")
-	}
-	var typeErr [3]error
-	err := p.object(encl, func(key []byte) error {
-		var err error
-		var slot int
-		switch string(key) {
-		case "ShardId":
-			var s *string
-			if s, err = p.optString(encl + 1); err == nil {
-				c.ShardId = s
-			}
-		case "ParentShards":
-			slot = 1
-			var ps []string
-			if ps, err = p.stringList(encl + 1); err == nil {
-				c.ParentShards = ps
-			}
-		case "HashKeyRange":
-			slot = 2
-			var h *types.HashKeyRange
-			if h, err = p.hashKeyRange(encl + 1); err == nil {
-				c.HashKeyRange = h
-			}
-		default:
-			return p.skip(encl + 1)
-		}
-		typeErr[slot] = err
-		return p.onlyTypeErr(err)
-	})
-	if err != nil {
-		return err
-	}
-	return errors.Join(typeErr[:]...)
-}
-
-func (p *grParser) stringList(encl int) ([]string, error) {
-	if p.literal("null") {
-		return nil, nil
-	}
-	if p.i >= len(p.b) || p.b[p.i] != '[' {
-		return nil, p.wrongType(encl, "a list of strings")
-	}
-	list := []string{}
-	var typeErr error
-	err := p.array(encl, func() error {
-		s, err := p.optString(encl + 1)
-		if err != nil {
-			typeErr = err
-			return p.onlyTypeErr(err)
-		}
-		v := ""
-		if s != nil {
-			v = *s
-		}
-		list = append(list, v)
-		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -290,37 +141,99 @@ func (p *grParser) stringList(encl int) ([]string, error) {
 	return list, typeErr
 }
 
+func (p *grParser) record(encl int, r *types.Record) error {
+	var typeErr [5]error
+	return p.fields(encl, "a Record object", typeErr[:], func(key []byte) error {
+		switch string(key) {
+		case "ApproximateArrivalTimestamp":
+			v, err := p.optEpochSeconds(encl + 1)
+			return p.set(&typeErr[0], err, func() { r.ApproximateArrivalTimestamp = v })
+		case "Data":
+			v, err := p.optBase64(encl + 1)
+			return p.set(&typeErr[1], err, func() { r.Data = v })
+		case "EncryptionType":
+			v, err := p.optString(encl + 1)
+			return p.set(&typeErr[2], err, func() { r.EncryptionType = types.EncryptionType(aws.ToString(v)) })
+		case "PartitionKey":
+			v, err := p.optString(encl + 1)
+			return p.set(&typeErr[3], err, func() { r.PartitionKey = v })
+		case "SequenceNumber":
+			v, err := p.optString(encl + 1)
+			return p.set(&typeErr[4], err, func() { r.SequenceNumber = v })
+		}
+		return p.skip(encl + 1)
+	})
+}
+
+func (p *grParser) childShards(encl int) ([]types.ChildShard, error) {
+	return parseList(p, encl, "ChildShards to be a list", p.childShard)
+}
+
+func (p *grParser) childShard(encl int, c *types.ChildShard) error {
+	var typeErr [3]error
+	return p.fields(encl, "a ChildShard object", typeErr[:], func(key []byte) error {
+		switch string(key) {
+		case "ShardId":
+			v, err := p.optString(encl + 1)
+			return p.set(&typeErr[0], err, func() { c.ShardId = v })
+		case "ParentShards":
+			v, err := p.stringList(encl + 1)
+			return p.set(&typeErr[1], err, func() { c.ParentShards = v })
+		case "HashKeyRange":
+			v, err := p.hashKeyRange(encl + 1)
+			return p.set(&typeErr[2], err, func() { c.HashKeyRange = v })
+		}
+		return p.skip(encl + 1)
+	})
+}
+
+func (p *grParser) stringList(encl int) ([]string, error) {
+	return parseList(p, encl, "a list of strings", func(encl int, v *string) error {
+		s, err := p.optString(encl)
+		if s != nil {
+			*v = *s
+		}
+		return err
+	})
+}
+
 func (p *grParser) hashKeyRange(encl int) (*types.HashKeyRange, error) {
 	if p.literal("null") {
 		return nil, nil
 	}
-	if p.i >= len(p.b) || p.b[p.i] != '{' {
-		return nil, p.wrongType(encl, "a HashKeyRange object")
-	}
 	h := &types.HashKeyRange{}
 	var typeErr [2]error
-	err := p.object(encl, func(key []byte) error {
-		var dst **string
-		var slot int
+	err := p.fields(encl, "a HashKeyRange object", typeErr[:], func(key []byte) error {
 		switch string(key) {
 		case "StartingHashKey":
-			dst = &h.StartingHashKey
+			v, err := p.optString(encl + 1)
+			return p.set(&typeErr[0], err, func() { h.StartingHashKey = v })
 		case "EndingHashKey":
-			dst, slot = &h.EndingHashKey, 1
-		default:
-			return p.skip(encl + 1)
+			v, err := p.optString(encl + 1)
+			return p.set(&typeErr[1], err, func() { h.EndingHashKey = v })
 		}
-		s, err := p.optString(encl + 1)
-		if err == nil {
-			*dst = s
-		}
-		typeErr[slot] = err
-		return p.onlyTypeErr(err)
+		return p.skip(encl + 1)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return h, errors.Join(typeErr[:]...)
+	return h, nil
+}
+
+// fields reads an object, or null (which sets nothing), calling member at
+// each value, and then fails with the type errors left in typeErr, which
+// member fills through set.
+func (p *grParser) fields(encl int, what string, typeErr []error, member func(key []byte) error) error {
+	if p.literal("null") {
+		return nil
+	}
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
+		return p.wrongType(encl, what)
+	}
+	if err := p.object(encl, member); err != nil {
+		return err
+	}
+	return errors.Join(typeErr...)
 }
 
 // optString reads a string or null.
