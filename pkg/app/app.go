@@ -67,6 +67,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	setMemoryLimit(log, getenv, "/sys/fs/cgroup")
 	reg := metrics.NewRegistry(opts.Version)
 	urls := f.Elasticsearch.URLs
 	if len(opts.ESURLs) > 0 {
