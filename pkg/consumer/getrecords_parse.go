@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/streambudget/streambudget/pkg/decode"
 )
 
 // A GetRecords answer parsed in one pass over the body, with the SDK's
@@ -497,49 +499,16 @@ func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' ||
 // number reads a JSON number at p.i; ok is false (and nothing read) when
 // the value there is not a number.
 func (p *grParser) number() (num []byte, ok bool, err error) {
-	b, i := p.b, p.i
-	if i >= len(b) || (b[i] != '-' && !isDigitByte(b[i])) {
+	if p.i >= len(p.b) || (p.b[p.i] != '-' && (p.b[p.i] < '0' || p.b[p.i] > '9')) {
 		return nil, false, nil
 	}
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && isDigitByte(b[i]):
-		for i < len(b) && isDigitByte(b[i]) {
-			i++
-		}
-	default:
+	end, valid := decode.NumberEnd(p.b, p.i)
+	if !valid {
 		return nil, false, errSyntax
 	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || !isDigitByte(b[i]) {
-			return nil, false, errSyntax
-		}
-		for i < len(b) && isDigitByte(b[i]) {
-			i++
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigitByte(b[i]) {
-			return nil, false, errSyntax
-		}
-		for i < len(b) && isDigitByte(b[i]) {
-			i++
-		}
-	}
-	num, p.i = b[p.i:i], i
+	num, p.i = p.b[p.i:end], end
 	return num, true, nil
 }
-
-func isDigitByte(c byte) bool { return c >= '0' && c <= '9' }
 
 // literal consumes word at p.i if it is there.
 func (p *grParser) literal(word string) bool {

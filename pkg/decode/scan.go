@@ -73,6 +73,13 @@ func scanString(b []byte, i int) (end int, escaped bool, code int) {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
+// NumberEnd returns the index just past the JSON number (RFC 8259) that
+// starts at b[i], and false when no valid number starts there.
+func NumberEnd(b []byte, i int) (int, bool) {
+	end, code := scanNumber(b, i)
+	return end, code == scanOK
+}
+
 // scanNumber validates the number starting at b[i].
 func scanNumber(b []byte, i int) (int, int) {
 	if i < len(b) && b[i] == '-' {
