@@ -87,50 +87,20 @@ func appendString[T string | []byte](dst []byte, s T) []byte {
 
 // utf8Len returns the length of the valid UTF-8 sequence starting at s[i],
 // or 0 if there is none (bad lead byte, bad continuation, overlong form,
-// surrogate, above U+10FFFF or truncated).
+// surrogate, above U+10FFFF or truncated), as unicode/utf8 decodes it.
 func utf8Len[T string | []byte](s T, i int) int {
-	c0 := s[i]
-	n := len(s) - i
-	switch {
-	case c0 < 0x80:
-		return 1
-	case c0 < 0xC2:
-		return 0
-	case c0 < 0xE0:
-		if n < 2 || s[i+1]&0xC0 != 0x80 {
-			return 0
-		}
-		return 2
-	case c0 < 0xF0:
-		if n < 3 {
-			return 0
-		}
-		lo, hi := byte(0x80), byte(0xBF)
-		if c0 == 0xE0 {
-			lo = 0xA0
-		} else if c0 == 0xED {
-			hi = 0x9F
-		}
-		if c1 := s[i+1]; c1 < lo || c1 > hi || s[i+2]&0xC0 != 0x80 {
-			return 0
-		}
-		return 3
-	case c0 < 0xF5:
-		if n < 4 {
-			return 0
-		}
-		lo, hi := byte(0x80), byte(0xBF)
-		if c0 == 0xF0 {
-			lo = 0x90
-		} else if c0 == 0xF4 {
-			hi = 0x8F
-		}
-		if c1 := s[i+1]; c1 < lo || c1 > hi || s[i+2]&0xC0 != 0x80 || s[i+3]&0xC0 != 0x80 {
-			return 0
-		}
-		return 4
+	var r rune
+	var n int
+	switch v := any(s).(type) {
+	case string:
+		r, n = utf8.DecodeRuneInString(v[i:])
+	case []byte:
+		r, n = utf8.DecodeRune(v[i:])
 	}
-	return 0
+	if r == utf8.RuneError && n <= 1 {
+		return 0
+	}
+	return n
 }
 
 // appendUnescaped appends the text of the inside of a JSON string literal
