@@ -24,7 +24,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -257,12 +256,8 @@ func indent(s, pre string) string {
 
 // Consumer is a running `streambudget run` process.
 type Consumer struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	Addr    string
-	logPath string
-	done    chan struct{}
-	err     error
+	*process
+	Addr string
 }
 
 // ConsumerOptions say how to start a consumer.
@@ -279,11 +274,6 @@ type ConsumerOptions struct {
 func (e *Env) StartConsumer(t testing.TB, o ConsumerOptions) *Consumer {
 	t.Helper()
 	addr := freeAddr(t)
-	logPath := filepath.Join(t.TempDir(), "consumer.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	args := append([]string{"run", "--budget", o.Budget, "--listen", addr, "--es-url", e.ESURL,
 		"--log-format", "text", "--log-level", "info"}, o.Args...)
 	if o.WorkerID != "" {
@@ -292,38 +282,15 @@ func (e *Env) StartConsumer(t testing.TB, o ConsumerOptions) *Consumer {
 	cmd := exec.Command(e.Bin, args...)
 	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_KINESIS="+o.Kinesis)
 	cmd.Env = append(cmd.Env, o.Env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start consumer: %v", err)
-	}
-	c := &Consumer{t: t, cmd: cmd, Addr: addr, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		logf.Close()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		c.Kill()
-		if t.Failed() {
-			c.DumpLog()
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-c.done:
-			c.DumpLog()
-			t.Fatalf("consumer exited during start-up: %v", c.err)
-		default:
-		}
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+	healthy := func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
 			resp.Body.Close()
-			return c
 		}
-		time.Sleep(100 * time.Millisecond)
+		return err == nil
 	}
-	t.Fatalf("consumer did not answer on %s", addr)
-	return nil
+	p := startProcess(t, "consumer", cmd, filepath.Join(t.TempDir(), "consumer.log"), healthy, (*process).Kill)
+	return &Consumer{process: p, Addr: addr}
 }
 
 func freeAddr(t testing.TB) string {
@@ -333,61 +300,6 @@ func freeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// PID is the process id.
-func (c *Consumer) PID() int { return c.cmd.Process.Pid }
-
-// Kill stops the process with SIGKILL, if it runs.
-func (c *Consumer) Kill() {
-	select {
-	case <-c.done:
-	default:
-		_ = c.cmd.Process.Signal(syscall.SIGKILL)
-		<-c.done
-	}
-}
-
-// Stop sends SIGTERM and returns how long the process took to exit and its
-// exit error.
-func (c *Consumer) Stop(timeout time.Duration) (time.Duration, error) {
-	start := time.Now()
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-		return time.Since(start), c.err
-	case <-time.After(timeout):
-		c.Kill()
-		return time.Since(start), fmt.Errorf("did not exit within %s after SIGTERM", timeout)
-	}
-}
-
-// Exited reports whether the process has exited.
-func (c *Consumer) Exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// DumpLog prints the process log into the test log.
-func (c *Consumer) DumpLog() {
-	b, err := os.ReadFile(c.logPath)
-	if err != nil {
-		return
-	}
-	if len(b) > 64<<10 {
-		b = b[len(b)-64<<10:]
-	}
-	c.t.Logf("consumer log (%s):\n%s", c.logPath, b)
-}
-
-// Log returns the process log so far.
-func (c *Consumer) Log() string {
-	b, _ := os.ReadFile(c.logPath)
-	return string(b)
 }
 
 // Metrics scrapes /metrics into name{labels} -> value.

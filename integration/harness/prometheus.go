@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -102,13 +101,9 @@ const SelfTarget = "self"
 // targets every second as job "streambudget" and is stopped when the test
 // ends.
 type Prometheus struct {
+	*process
 	URL     string   // http://127.0.0.1:port
 	Targets []string // host:port, SelfTarget resolved
-	t       testing.TB
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	err     error
 }
 
 // StartPrometheus installs Prometheus if needed, starts it on a free port of
@@ -144,82 +139,25 @@ scrape_configs:
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "prometheus.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(tools.Prometheus,
 		"--config.file="+configPath,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 	)
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start %s: %v", tools.Prometheus, err)
-	}
-	p := &Prometheus{URL: "http://" + addr, Targets: resolved, t: t, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			p.DumpLog()
+	url := "http://" + addr
+	ready := func() bool {
+		resp, err := http.Get(url + "/-/ready")
+		if err != nil {
+			return false
 		}
-	})
-
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			p.DumpLog()
-			t.Fatalf("prometheus exited during start-up: %v", p.err)
-		default:
-		}
-		if resp, err := http.Get(p.URL + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	}
-	p.DumpLog()
-	t.Fatalf("prometheus on %s was not ready within 30s", addr)
-	return nil
-}
-
-// stop sends SIGTERM, and SIGKILL when the server has not exited after 10s.
-func (p *Prometheus) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// DumpLog prints the server's log into the test log.
-func (p *Prometheus) DumpLog() {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return
-	}
-	if len(b) > 64<<10 {
-		b = b[len(b)-64<<10:]
-	}
-	p.t.Logf("prometheus log (%s):\n%s", p.logPath, b)
+	// SIGTERM, and SIGKILL when the server has not exited after 10 s.
+	stop := func(p *process) { _, _ = p.Stop(10 * time.Second) }
+	p := startProcess(t, "prometheus", cmd, filepath.Join(dir, "prometheus.log"), ready, stop)
+	return &Prometheus{process: p, URL: url, Targets: resolved}
 }
 
 // Query runs an instant query through /api/v1/query and returns the number
