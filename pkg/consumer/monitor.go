@@ -39,10 +39,10 @@ import (
 // history is dense around it.
 //
 // A probe whose AT_TIMESTAMP iterator is not answered within probeTimeout
-// counts as an empty window: the
-// kinesalite emulator never answers AT_TIMESTAMP past its newest record
-// (Kinesis answers at once with an iterator at the tip), so there it means
-// nothing arrived. Elsewhere a lost call costs one sample.
+// counts as an empty window: the kinesalite emulator never answers
+// AT_TIMESTAMP past its newest record (Kinesis answers at once with an
+// iterator at the tip), so there it means nothing arrived. Elsewhere a lost
+// call costs one sample.
 const (
 	probeEvery   = 5 * time.Second
 	probeBack    = 5 * time.Second

@@ -10,11 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-
-	"github.com/streambudget/streambudget/pkg/metrics"
 	"golang.org/x/time/rate"
 
 	"github.com/streambudget/streambudget/pkg/budget"
+	"github.com/streambudget/streambudget/pkg/metrics"
 )
 
 // shardState is what the consumer knows of one owned shard, read at scrape
