@@ -27,8 +27,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.PortBase, "port-base", envInt("DEMO_PORT_BASE", 9100), "consumers listen on 127.0.0.1:port-base+1, +2, ...")
 	live := fs.String("live", "auto", "refresh a table in place: yes, no or auto (when stdout is a terminal)")
 	summary := fs.String("summary", "", "also write the summary as JSON to this file")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", rest[0])
 	}
 	f, err := strconv.ParseFloat(*spike, 64)
 	if err != nil || f <= 1 {

@@ -13,14 +13,14 @@ func runLint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("lint", "[--strict] [--sample FILE] PATH...", stderr)
 	strict := fs.Bool("strict", false, "exit 1 on warnings too")
 	sample := fs.String("sample", "", "run the team's drop and redact rules over this file of log lines (one record per line) and report what each rule drops; needs exactly one budget file")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	paths, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return errUsage
+	if len(paths) == 0 {
+		return usageError(fs, stderr, "no budget files or directories given")
 	}
-	files, findings := budget.LoadPaths(fs.Args()...)
+	files, findings := budget.LoadPaths(paths...)
 	for _, f := range findings {
 		fmt.Fprintln(stdout, f.Error())
 	}
@@ -39,6 +39,7 @@ func runLint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		report.Print(stdout)
+		nWarn += report.Warnings()
 	}
 	fmt.Fprintf(stdout, "%d budget file(s) ok, %d warning(s)\n", len(files), nWarn)
 	if *strict && nWarn > 0 {

@@ -25,12 +25,17 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Float64Var(&opts.Shape.AfterSpike, "after-spike-rate", 0, "rate after the spike (default: the steady rate)")
 	fs.DurationVar(&opts.Shape.Duration, "duration", 0, "stop after this long (default: until interrupted)")
 	fs.DurationVar(&opts.BadEvery, "bad-every", 0, "send one record of every dead-letter kind this often (0: never)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if opts.Stream == "" || opts.Shape.Rate < 0 {
-		fs.Usage()
-		return errUsage
+	switch {
+	case opts.Stream == "":
+		return usageError(fs, stderr, "--stream is required (the Kinesis stream to write to)")
+	case opts.Shape.Rate < 0:
+		return usageError(fs, stderr, "--rate must be 0 or more, got %g", opts.Shape.Rate)
+	case len(rest) > 0:
+		return usageError(fs, stderr, "unexpected argument %q", rest[0])
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {

@@ -1,11 +1,8 @@
 // Command streambudget reads a team's Kinesis log stream within the team's
-// budget and indexes it into Elasticsearch. One binary, one subcommand each:
-//
-//	streambudget run     --budget budgets/payments.yaml   the consumer (one pod)
-//	streambudget lint    [--strict] [--sample FILE] PATH...
-//	streambudget plan    [--avg-record-bytes N] [--cluster-capacity N] budgets/
-//
-// main parses flags, sets up logging and signals, then calls into pkg/.
+// budget and indexes it into Elasticsearch. One binary, one file per
+// subcommand (the commands table below lists them; `streambudget help`
+// prints it). main parses flags, sets up logging and signals, then calls
+// into pkg/.
 package main
 
 import (
@@ -78,7 +75,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.As(err, &code):
 		return int(code)
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp):
+		return 0 // -h and --help asked for the usage, which is printed
+	case errors.Is(err, errUsage):
 		return 2
 	default:
 		fmt.Fprintf(stderr, "streambudget %s: %v\n", args[0], err)
@@ -110,6 +109,45 @@ func newFlagSet(name, args string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parseArgs parses flags wherever they stand among the arguments, so that
+// `lint budgets/ --strict` means what it says (Go's flag package stops at
+// the first argument). After "--" everything is an argument. It returns the
+// arguments, or flag.ErrHelp for -h/--help, or errUsage after printing what
+// is wrong and the usage.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for len(args) > 0 {
+		if args[0] == "--" {
+			return append(rest, args[1:]...), nil
+		}
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, flag.ErrHelp
+			}
+			return nil, errUsage // the flag package printed the error and the usage
+		}
+		// Parse stops at the first argument, or after a "--" it consumed.
+		consumed := len(args) - fs.NArg()
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(rest, fs.Args()...), nil
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			rest = append(rest, args[0])
+			args = args[1:]
+		}
+	}
+	return rest, nil
+}
+
+// usageError prints what is wrong and the flag set's usage, and returns
+// errUsage (exit status 2).
+func usageError(fs *flag.FlagSet, stderr io.Writer, format string, a ...any) error {
+	fmt.Fprintf(stderr, "streambudget %s: %s\n", fs.Name(), fmt.Sprintf(format, a...))
+	fs.Usage()
+	return errUsage
 }
 
 // newLogger returns JSON logs for production and text for a terminal.

@@ -19,6 +19,17 @@ func TestLintExitCodes(t *testing.T) {
 		{"[DEBUG] regex fails --strict", []string{"lint", "--strict", "testdata/debug-regex.warn.yaml"}, 1, "2 warning(s)"},
 		{"plan", []string{"plan", "--cluster-capacity", "500", "../../budgets"}, 0, "above the cluster capacity of 500"},
 		{"unknown command", []string{"nope"}, 2, `unknown command "nope"`},
+		{"flags after the paths", []string{"lint", "testdata/debug-regex.warn.yaml", "--strict"}, 1, "2 warning(s)"},
+		{"-- ends the flags", []string{"lint", "--", "--strict"}, 1, "--strict: no such file or directory"},
+		{"lint -h", []string{"lint", "-h"}, 0, "usage: streambudget lint"},
+		{"lint --help", []string{"lint", "--help"}, 0, "usage: streambudget lint"},
+		{"run -h", []string{"run", "-h"}, 0, "usage: streambudget run"},
+		{"unknown flag", []string{"lint", "--nope", "../../budgets"}, 2, "flag provided but not defined: -nope"},
+		{"lint without paths", []string{"lint"}, 2, "streambudget lint: no budget files or directories given"},
+		{"run without --budget", []string{"run", "--listen", "127.0.0.1:0"}, 2, "streambudget run: --budget is required"},
+		{"run with a stray argument", []string{"run", "--budget", "x.yaml", "extra"}, 2, `unexpected argument "extra"`},
+		{"sample warnings pass without --strict", []string{"lint", "--sample", "testdata/errors.log", "testdata/drops-errors.yaml"}, 0, "warning: rule noisy-failures drops 1 ERROR lines"},
+		{"sample warnings fail --strict", []string{"lint", "--strict", "--sample", "testdata/errors.log", "testdata/drops-errors.yaml"}, 1, "1 budget file(s) ok, 1 warning(s)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errs strings.Builder

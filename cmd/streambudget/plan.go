@@ -12,18 +12,18 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("plan", "[--avg-record-bytes N] [--cluster-capacity N] PATH...", stderr)
 	avg := fs.String("avg-record-bytes", "1KiB", "average record size used to turn records/s into bytes/s")
 	capacity := fs.Int("cluster-capacity", 0, "documents/s the Elasticsearch cluster is sized for; warns when the budgets add up to more")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	paths, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return errUsage
+	if len(paths) == 0 {
+		return usageError(fs, stderr, "no budget files or directories given")
 	}
 	avgBytes, err := budget.ParseSize(*avg)
 	if err != nil || avgBytes <= 0 {
 		return fmt.Errorf("--avg-record-bytes: want a size such as 1KiB, got %q", *avg)
 	}
-	files, findings := budget.LoadPaths(fs.Args()...)
+	files, findings := budget.LoadPaths(paths...)
 	if err := findings.Err(); err != nil {
 		for _, f := range findings {
 			fmt.Fprintln(stderr, f.Error())

@@ -30,12 +30,15 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.BoolVar(&opts.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the listen address (for diagnosis; off in production)")
 	logFormat := fs.String("log-format", "json", "json or text")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if opts.BudgetPath == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
+	switch {
+	case opts.BudgetPath == "":
+		return usageError(fs, stderr, "--budget is required: the team's budget file, e.g. --budget budgets/payments.yaml")
+	case len(rest) > 0:
+		return usageError(fs, stderr, "unexpected argument %q (flags start with --)", rest[0])
 	}
 	if *esURL != "" {
 		opts.ESURLs = strings.Split(*esURL, ",")

@@ -109,12 +109,30 @@ func (r *SampleReport) Print(w io.Writer) {
 	fmt.Fprintf(w, "sample of %d lines for team %s: %d kept, %d undecodable\n", r.Lines, r.Team, r.Kept, r.Undecodable)
 	for _, rule := range r.Rules {
 		fmt.Fprintf(w, "  %-24s drops %d lines%s\n", rule.Rule, rule.Dropped, levels(rule.Levels))
-		for _, lv := range sortedKeys(rule.Levels) {
-			if serious[lv] {
-				fmt.Fprintf(w, "  warning: rule %s drops %d %s lines\n", rule.Rule, rule.Levels[lv], lv)
-			}
+		for _, lv := range rule.seriousLevels() {
+			fmt.Fprintf(w, "  warning: rule %s drops %d %s lines\n", rule.Rule, rule.Levels[lv], lv)
 		}
 	}
+}
+
+// Warnings is the number of warnings Print writes: one per rule and serious
+// level it drops. `lint --strict` counts them.
+func (r *SampleReport) Warnings() int {
+	n := 0
+	for _, rule := range r.Rules {
+		n += len(rule.seriousLevels())
+	}
+	return n
+}
+
+func (r RuleReport) seriousLevels() []string {
+	var out []string
+	for _, lv := range sortedKeys(r.Levels) {
+		if serious[lv] {
+			out = append(out, lv)
+		}
+	}
+	return out
 }
 
 func levels(m map[string]int) string {
