@@ -21,7 +21,7 @@ func TestDemo(t *testing.T) {
 	env := h.Load(t)
 	summaryPath := filepath.Join(t.TempDir(), "summary.json")
 	cmd := exec.Command(env.Bin, "demo", "--budgets", "../budgets", "--seconds", "30", "--spike-factor", "3",
-		"--live", "no", "--borrowing=false", "--port-base", "9200", "--summary", summaryPath)
+		"--live", "no", "--borrowing=false", "--port-base", "9200", "--summary", summaryPath, "--log-dir", t.TempDir())
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	t.Logf("demo took %s:\n%s", time.Since(start).Round(time.Second), out)

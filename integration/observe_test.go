@@ -92,10 +92,14 @@ func TestWherePeopleLook(t *testing.T) {
 	})
 
 	t.Run("status page in chromium", func(t *testing.T) {
-		path, err := exec.Command("bash", "browser/install.sh").Output()
+		var installLog strings.Builder
+		install := exec.Command("bash", "browser/install.sh")
+		install.Stderr = &installLog
+		path, err := install.Output()
 		if err != nil {
-			t.Fatalf("install chromium: %v", err)
+			t.Fatalf("install chromium: %v\n%s", err, installLog.String())
 		}
+		t.Log(strings.TrimSpace(installLog.String())) // the version that ran
 		chromium := strings.TrimSpace(string(path))
 		profile := t.TempDir()
 		shot := filepath.Join(t.TempDir(), "status.png")

@@ -27,6 +27,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.PortBase, "port-base", envInt("DEMO_PORT_BASE", 9100), "consumers listen on 127.0.0.1:port-base+1, +2, ...")
 	live := fs.String("live", "auto", "refresh a table in place: yes, no or auto (when stdout is a terminal)")
 	summary := fs.String("summary", "", "also write the summary as JSON to this file")
+	fs.StringVar(&o.LogDir, "log-dir", filepath.Join(envOr("STACK_DIR", ".stack"), "logs"), "directory for the consumers' logs (demo-<team>.log)")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -62,7 +63,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if o.LogsQLURL, err = need("STREAMBUDGET_LOGSQL_URL"); err != nil {
 		return err
 	}
-	o.LogDir = filepath.Join(envOr("STACK_DIR", ".stack"), "logs")
 	if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
 		return err
 	}

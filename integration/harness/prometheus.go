@@ -71,6 +71,7 @@ func InstallPrometheus(t testing.TB) PrometheusTools {
 	if tools.Prometheus == "" || tools.Promtool == "" {
 		t.Fatalf("%s printed no prometheus= and promtool= lines:\n%s\n%s", script, out, stderr.String())
 	}
+	t.Log(strings.TrimSpace(stderr.String())) // the version that ran
 	installed = &tools
 	return tools
 }

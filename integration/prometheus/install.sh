@@ -1,29 +1,27 @@
 #!/usr/bin/env bash
 # Makes sure prometheus and promtool are installed from Debian's `prometheus`
-# package at the pinned version, and prints where they are (stdout only):
+# package (Prometheus 2, 2.42 or later, at whatever build Debian's archive
+# holds: see integration/tools/debian.sh), and prints where they are (stdout only):
 #   prometheus=/usr/bin/prometheus
 #   promtool=/usr/bin/promtool
-# When the pinned version is installed it only prints the paths. Otherwise it
-# runs `apt-get update` once and installs the pinned version (needs root).
+# When a satisfying version is installed it only prints the paths (and the
+# version, on stderr). Otherwise it installs it (needs root and apt).
 # The Debian service is never left enabled or running: right after the install
 # it is stopped and disabled, and a prometheus process that appeared during the
 # install and runs as the package's `prometheus` user is killed (ours run as
 # the test's user and are started later). Progress goes to stderr.
 set -euo pipefail
 
-# Found with `apt-cache policy prometheus` after `apt-get update` (Debian 12 bookworm main;
-# the archive keeps only the current point-release build, so a new one needs a new pin).
-VERSION=${PROMETHEUS_DEB_VERSION:-2.42.0+ds-5+deb12u1}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../tools/debian.sh
+. "$ROOT/integration/tools/debian.sh"
+
+# Any build of Prometheus 2 from 2.42 on (Debian 12's): the rule tests and
+# the dashboard queries are written for Prometheus 2's PromQL and promtool.
+MIN_VERSION=${PROMETHEUS_MIN_VERSION:-2.42}
+MAJOR=2
 PROMETHEUS=/usr/bin/prometheus
 PROMTOOL=/usr/bin/promtool
-LOCK=${TMPDIR:-/tmp}/streambudget-prometheus-install.lock
-
-log() { printf 'install.sh: %s\n' "$*" >&2; }
-
-installed() {
-  [ "$(dpkg-query -W -f='${Status} ${Version}' prometheus 2>/dev/null || true)" = "install ok installed $VERSION" ] &&
-    [ -x "$PROMETHEUS" ] && [ -x "$PROMTOOL" ]
-}
 
 print_paths() {
   echo "prometheus=$PROMETHEUS"
@@ -42,30 +40,14 @@ service_pids() {
   done
 }
 
-if installed; then
-  print_paths
-  exit 0
-fi
-
-command -v apt-get >/dev/null && command -v dpkg-query >/dev/null ||
-  { log "apt-get and dpkg-query not found: prometheus $VERSION comes from Debian's prometheus package"; exit 1; }
-[ "$(id -u)" = 0 ] ||
-  { log "installing Debian's prometheus $VERSION needs root (run: sudo $0)"; exit 1; }
-
-# One install at a time (test packages run in parallel).
-exec 9>"$LOCK"
-flock 9
-if installed; then
+if deb_ok prometheus "$MIN_VERSION" "$MAJOR" && [ -x "$PROMETHEUS" ] && [ -x "$PROMTOOL" ]; then
+  deb_log "prometheus $(deb_version prometheus) (want >= $MIN_VERSION, major $MAJOR)"
   print_paths
   exit 0
 fi
 
 before=$(service_pids)
-export DEBIAN_FRONTEND=noninteractive
-log "installing Debian's prometheus $VERSION (once)"
-apt-get update >&2
-apt-get install -y --no-install-recommends --allow-downgrades "prometheus=$VERSION" >&2 ||
-  { log "apt-get install prometheus=$VERSION failed; if the archive moved on, pick the version from 'apt-cache policy prometheus' and update VERSION in $0"; exit 1; }
+deb_ensure prometheus "$MIN_VERSION" "$MAJOR"
 
 # Undo what the package's maintainer scripts enabled or started.
 if command -v systemctl >/dev/null; then
@@ -81,7 +63,7 @@ for pid in $(service_pids); do
   started+=("$pid")
 done
 if [ ${#started[@]} -gt 0 ]; then
-  log "stopping the prometheus the package started (pid ${started[*]})"
+  deb_log "stopping the prometheus the package started (pid ${started[*]})"
   kill -TERM "${started[@]}" 2>/dev/null || true
   for _ in $(seq 50); do
     alive=()
@@ -93,6 +75,5 @@ if [ ${#started[@]} -gt 0 ]; then
   done
   if [ ${#alive[@]} -gt 0 ]; then kill -KILL "${alive[@]}" 2>/dev/null || true; fi
 fi
-
-installed || { log "prometheus $VERSION is still not installed after apt-get install"; exit 1; }
+[ -x "$PROMETHEUS" ] && [ -x "$PROMTOOL" ] || { deb_log "prometheus is installed but $PROMETHEUS or $PROMTOOL is missing"; exit 1; }
 print_paths
