@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/streambudget/streambudget/pkg/app"
 	"github.com/streambudget/streambudget/pkg/budget"
+	"github.com/streambudget/streambudget/pkg/document"
 )
 
 func runLint(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -34,7 +34,7 @@ func runLint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if len(files) != 1 {
 			return fmt.Errorf("--sample needs exactly one budget file, got %d", len(files))
 		}
-		report, err := app.Sample(ctx, files[0], *sample)
+		report, err := document.Sample(ctx, files[0], *sample)
 		if err != nil {
 			return err
 		}

@@ -30,7 +30,7 @@ import (
 
 	"github.com/streambudget/streambudget/integration/bench/report"
 	h "github.com/streambudget/streambudget/integration/harness"
-	"github.com/streambudget/streambudget/pkg/consumer"
+	sbkinesis "github.com/streambudget/streambudget/pkg/kinesis"
 )
 
 func writeFigures(b *testing.B, name string, figs []report.Figure) {
@@ -94,7 +94,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	h.Put(b, kc, stream, recs)
 	// The bare loop decodes answers as streambudget does, so that what it
 	// measures is the stack, not the SDK's slower decoder.
-	fast := kinesis.New(kc.Options(), func(o *kinesis.Options) { o.APIOptions = append(o.APIOptions, consumer.FastGetRecords) })
+	fast := kinesis.New(kc.Options(), func(o *kinesis.Options) { o.APIOptions = append(o.APIOptions, sbkinesis.FastGetRecords) })
 	client, err := elastic.NewSimpleClient(elastic.SetURL(env.ESURL), elastic.SetSniff(false), elastic.SetHealthcheck(false))
 	if err != nil {
 		b.Fatal(err)

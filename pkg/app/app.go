@@ -16,12 +16,21 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streambudget/streambudget/pkg/budget"
+	"github.com/streambudget/streambudget/pkg/cluster"
 	"github.com/streambudget/streambudget/pkg/consumer"
+	"github.com/streambudget/streambudget/pkg/decode"
+	"github.com/streambudget/streambudget/pkg/document"
 	"github.com/streambudget/streambudget/pkg/essink"
+	"github.com/streambudget/streambudget/pkg/kinesis"
+	"github.com/streambudget/streambudget/pkg/lease"
 	"github.com/streambudget/streambudget/pkg/metrics"
+	"github.com/streambudget/streambudget/pkg/monitor"
 )
 
 // Options are the run subcommand's settings.
@@ -52,8 +61,9 @@ type Options struct {
 	Ready func(addr string)
 }
 
-// Run loads the budget, starts the consumer and the HTTP server, and returns
-// when ctx ends and both have stopped.
+// Run loads the budget, starts the consumer, its monitor (and cluster
+// coordinator) and the HTTP server, and returns when ctx ends and all have
+// stopped, or with the first error that stopped one of them.
 func Run(ctx context.Context, opts Options) error {
 	log := opts.Logger
 	if log == nil {
@@ -75,7 +85,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	sink, err := essink.New(essink.Options{
 		URLs:               urls,
-		DeadLetterIndex:    f.Elasticsearch.DeadLetterIndex,
 		Team:               f.Team,
 		Stream:             f.StreamName(),
 		Username:           getenv("ELASTICSEARCH_USERNAME"),
@@ -91,33 +100,87 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	schema, err := document.New(document.Options{
+		Team: f.Team, Stream: f.StreamName(),
+		Index: f.Elasticsearch.Index, DataStream: opts.DataStream,
+		DeadLetterIndex: f.Elasticsearch.DeadLetterIndex,
+		Drop:            f.Drop, Redact: f.Redact,
+		Decode: decode.Options{Format: f.Decode, MaxDecompressedBytes: f.Limits.MaxDecompressedBytes},
+	})
+	if err != nil {
+		return err
+	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}
-	c, err := consumer.New(consumer.Options{
+	var c *consumer.Consumer
+	var coord *cluster.Coordinator
+	var mon *monitor.Monitor
+	copts := consumer.Options{
 		Budget:            f,
-		AWS:               awsCfg,
+		Schema:            schema,
 		Sink:              sink,
+		AWS:               awsCfg,
 		ApplicationName:   opts.ApplicationName,
 		WorkerID:          opts.WorkerID,
 		FromLatest:        opts.FromLatest,
 		ShardSyncInterval: opts.ShardSync,
 		FailoverTime:      opts.FailoverTime,
 		ShutdownTimeout:   opts.ShutdownTimeout,
-		DataStream:        opts.DataStream,
 		Logger:            log,
 		Registerer:        reg,
-	})
+	}
+	if f.Cluster != nil {
+		coord = cluster.NewCoordinator(cluster.CoordinatorOptions{
+			Cluster:   *f.Cluster,
+			Team:      f.Team,
+			Pod:       copts.WorkerID,
+			Table:     cluster.NewDynamoTable(dynamodb.NewFromConfig(awsCfg), f.Cluster.Name),
+			Guarantee: func() float64 { return c.TeamRate() },
+			Demand: func() (float64, float64) {
+				s := mon.Team().Snapshot
+				return s.Incoming, s.Backlog
+			},
+			Owned:      func() int { return len(c.Shards()) },
+			Waited:     func() time.Duration { return waited(c.Shards()) },
+			Reading:    func() int { return c.Reading() },
+			Teammates:  func() []cluster.Teammate { return teammates(c.Leases()) },
+			Failover:   opts.FailoverTime,
+			Logger:     log.With("team", f.Team),
+			Registerer: reg,
+		}, f.StreamName())
+		copts.Allowance = coord
+	}
+	if copts.WorkerID == "" {
+		copts.WorkerID = consumer.DefaultWorkerID()
+	}
+	c, err = consumer.New(copts)
 	if err != nil {
 		return err
 	}
+	mopts := monitor.Options{
+		Team: f.Team, Stream: f.StreamName(), Worker: c.WorkerID(), Budget: f.Budget,
+		Shards:     func() []monitor.Shard { return monitorShards(c.Shards()) },
+		Kinesis:    awskinesis.NewFromConfig(awsCfg, func(o *awskinesis.Options) { o.APIOptions = append(o.APIOptions, kinesis.FastGetRecords) }),
+		View:       c.View(),
+		Heartbeats: c.Leases(),
+		Logger:     log.With("team", f.Team, "component", "monitor"),
+		Registerer: reg,
+	}
+	if coord != nil {
+		mopts.Allowance = func() (float64, bool) {
+			a := coord.Allocation()
+			return a.Allowance, a.Allowance > 0
+		}
+	}
+	mon = monitor.New(mopts)
 
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	mux := routes(reg, c, sink, statusHandler(f, c, opts.Version))
+	mux := routes(reg, c, sink, statusHandler(f, c, mon, coord, opts.Version))
 	if opts.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -130,31 +193,64 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
-	var wg sync.WaitGroup
-	srvErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+
+	// The consumer runs until ctx ends (or the server fails); the server,
+	// the monitor and the coordinator run until the consumer has stopped,
+	// so that its last checkpoints and releases are still observed.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	var g errgroup.Group
+	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			srvErr <- err
+			err = fmt.Errorf("HTTP server: %w", err)
+			stopRun(err)
+			return err
 		}
-	}()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case err := <-srvErr:
-			log.Error("HTTP server failed", "err", err)
-			cancel()
-		case <-runCtx.Done():
-		}
-	}()
+		return nil
+	})
+	g.Go(func() error { return mon.Run(bg) })
+	if coord != nil {
+		g.Go(func() error { return coord.Run(bg) })
+	}
 	err = c.Run(runCtx)
+	stopBackground()
 	shutCtx, stop := context.WithTimeout(context.Background(), 2*time.Second)
 	defer stop()
 	_ = srv.Shutdown(shutCtx)
-	wg.Wait()
+	if gerr := g.Wait(); err == nil {
+		err = gerr
+	}
 	return err
+}
+
+// monitorShards is what the monitor reads of the consumer's shards.
+func monitorShards(snaps []consumer.ShardSnapshot) []monitor.Shard {
+	out := make([]monitor.Shard, len(snaps))
+	for i, s := range snaps {
+		out[i] = monitor.Shard{ID: s.ID, ReadTotal: s.ReadTotal, BytesTotal: s.BytesTotal, WaitTotal: s.WaitTotal,
+			Lag: s.Lag, LastArrival: s.LastArrival, CaughtUp: s.CaughtUp, CallSlot: s.CallSlot}
+	}
+	return out
+}
+
+func waited(snaps []consumer.ShardSnapshot) time.Duration {
+	var d time.Duration
+	for _, s := range snaps {
+		d += s.WaitTotal
+	}
+	return d
+}
+
+// teammates are the team's live pods from the lease table's heartbeats.
+func teammates(l *lease.Manager) []cluster.Teammate {
+	beats, _ := l.Team()
+	out := make([]cluster.Teammate, len(beats))
+	for i, h := range beats {
+		out[i] = cluster.Teammate{Pod: h.Worker, Shards: int(h.Numbers["Shards"])}
+	}
+	return out
 }
 
 // pinger is the sink's reachability check.

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/streambudget/streambudget/pkg/budget"
+	"github.com/streambudget/streambudget/pkg/cluster"
 	"github.com/streambudget/streambudget/pkg/consumer"
+	"github.com/streambudget/streambudget/pkg/monitor"
 )
 
 //go:embed status.html
@@ -36,7 +38,8 @@ type statusPage struct {
 	OpenShards           int
 	Retention            time.Duration
 	Ready                bool
-	Team0                consumer.TeamStatus
+	Reading              int
+	Team0                monitor.TeamStatus
 	Cluster              string
 	Allowance, Borrowed  float64
 	Borrowing            bool
@@ -46,29 +49,32 @@ type statusPage struct {
 
 type shardRow struct {
 	consumer.ShardSnapshot
+	monitor.ShardFigures
 	Headroom time.Duration
 }
 
 // statusHandler serves / : a self-contained page (no external assets) with
 // the team's budget, each owned shard's rates, lag and retention headroom,
 // and the advice in a sentence. It refreshes itself every 5 seconds.
-func statusHandler(f *budget.File, c *consumer.Consumer, version string) http.HandlerFunc {
+func statusHandler(f *budget.File, c *consumer.Consumer, mon *monitor.Monitor, coord *cluster.Coordinator, version string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
 			return
 		}
-		open := c.OpenShards()
+		open := c.View().Open()
 		p := statusPage{
 			Team: f.Team, Stream: f.StreamName(), Worker: c.WorkerID(), Version: version,
-			Budget: f.Budget, TeamBudget: f.Budget.TeamRate(open), OpenShards: open,
-			Retention: c.Retention(), Ready: c.Ready(), Team0: c.Team(), Now: time.Now(),
+			Budget: f.Budget, TeamBudget: f.Budget.TeamRate(open), OpenShards: open, Reading: c.Reading(),
+			Retention: c.View().Retention(), Ready: c.Ready(), Team0: mon.Team(), Now: time.Now(),
 		}
-		if a, b, ok := c.Allowance(); ok && f.Cluster != nil {
-			p.Cluster, p.Allowance, p.Borrowed, p.Borrowing = f.Cluster.Name, a, b, true
+		if coord != nil {
+			if a := coord.Allocation(); a.Allowance > 0 {
+				p.Cluster, p.Allowance, p.Borrowed, p.Borrowing = f.Cluster.Name, a.Allowance, a.Borrowed, true
+			}
 		}
 		for _, s := range c.Shards() {
-			p.Shards = append(p.Shards, shardRow{ShardSnapshot: s, Headroom: p.Retention - s.Lag})
+			p.Shards = append(p.Shards, shardRow{ShardSnapshot: s, ShardFigures: mon.Shard(s.ID), Headroom: p.Retention - s.Lag})
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")

@@ -86,10 +86,18 @@
 //     its own cannot trust the figures either. Allocation.For applies both
 //     rules for the asking team, and a caller that cannot read the rows at
 //     all uses Fallback(its guarantee) without calling Allocate.
-//   - A pod's part. PodShare is the team allowance x the pod's shards / the
-//     team's shards owned by its live pods (at least 1 counted); a pod with
-//     no shards, or whose own row is not live, gets 0. The parts of a
-//     team's live pods add up to the team allowance.
+//   - Pods that cannot coordinate. A pod that cannot publish reads at its
+//     plain budget (Fallback), whatever its team's allowance. Its team's
+//     other pods see it alive in the team's lease table but without a live
+//     row here, and say so in their rows (Uncoordinated, its shards): while
+//     any live row of a team says so, the team lends nothing (its reserve is
+//     its whole guarantee), and the held part, what those pods read at the
+//     plain budget, comes off the allowance before the rest is shared.
+//   - A pod's part. PodShare is (the team allowance - the held part) x the
+//     pod's shards / the team's shards owned by its live pods (at least 1
+//     counted); a pod with no shards, or whose own row is not live, gets 0.
+//     The parts of a team's live pods and the held part add up to the team
+//     allowance, so the team's pods together never read above it.
 package cluster
 
 import (
@@ -114,12 +122,16 @@ const (
 type Peer struct {
 	Team      string
 	Pod       string
-	Guarantee float64   // the team's guaranteed budget, records/s
-	Demand    float64   // records/s the team would read if it could (tip rate + backlog/horizon); may be below the guarantee
-	Borrow    bool      // the team opted in to borrowing
-	Shards    int       // shards this pod owns
-	Allowance float64   // the team allowance this pod currently applies (informational)
-	At        time.Time // when it was published
+	Guarantee float64 // the team's guaranteed budget, records/s
+	Demand    float64 // records/s the team would read if it could (tip rate + backlog/horizon); may be below the guarantee
+	Borrow    bool    // the team opted in to borrowing
+	Shards    int     // shards this pod owns
+	Allowance float64 // the team allowance this pod currently applies (informational)
+	// Uncoordinated is the shards of the pod's teammates that it sees
+	// alive (the team's lease table) without a live row here: they read at
+	// their plain budget.
+	Uncoordinated int
+	At            time.Time // when it was published
 }
 
 // Config is the cluster's side of the computation.
@@ -194,6 +206,18 @@ type team struct {
 	fresh  Peer // the freshest live row, or the freshest row when none is live
 	live   bool
 	demand float64
+	// uncoordinated: some live row says a teammate reads without
+	// coordinating.
+	uncoordinated bool
+}
+
+// reserveOf is the part of a live team's guarantee that is never lent: all
+// of it while some of its pods cannot coordinate.
+func (t *team) reserveOf() float64 {
+	if t.uncoordinated {
+		return t.fresh.Guarantee
+	}
+	return reserve(t.fresh.Guarantee, t.demand)
 }
 
 // reserve is the part of a live team's guarantee that is never lent:
@@ -219,6 +243,7 @@ func Allocate(cfg Config, peers []Peer, now time.Time) Allocation {
 			t = &team{name: p.Team, fresh: p, live: live(p, now, cfg.StaleAfter)}
 			if t.live {
 				t.demand = p.Demand
+				t.uncoordinated = p.Uncoordinated > 0
 			}
 			byName[p.Team] = t
 			continue
@@ -235,6 +260,10 @@ func Allocate(cfg Config, peers []Peer, now time.Time) Allocation {
 		if !t.live || p.Demand > t.demand {
 			t.demand = p.Demand
 		}
+		if !t.live {
+			t.uncoordinated = false
+		}
+		t.uncoordinated = t.uncoordinated || p.Uncoordinated > 0
 		t.live = true
 	}
 	teams := make([]*team, 0, len(byName))
@@ -250,7 +279,7 @@ func Allocate(cfg Config, peers []Peer, now time.Time) Allocation {
 		sumG += g
 		if t.live {
 			anyLive = true
-			sumR += reserve(g, t.demand)
+			sumR += t.reserveOf()
 		} else {
 			a.Reserved[t.name] = g
 			sumR += g
@@ -289,7 +318,7 @@ func Allocate(cfg Config, peers []Peer, now time.Time) Allocation {
 			ta.Allowance = g + e
 			ta.Borrowed = max(0, ta.Allowance-g)
 		case lending:
-			ta.Allowance = reserve(g, t.demand)
+			ta.Allowance = t.reserveOf()
 		}
 		a.Teams[t.name] = ta
 		a.Used += ta.Allowance
@@ -343,12 +372,12 @@ func waterFill(teams []*team, spare float64) map[string]float64 {
 	return extra
 }
 
-// PodShare is one pod's part of its team's allowance: allowance x pod shards
-// / team shards owned by live pods (at least 1 shard counted; a pod with 0
-// shards gets 0). A pod whose own row is not live, or whose team is not in
-// a, gets 0: it must use its fallback. In a stale view the allowance split
-// is the team's plain guarantee.
-func PodShare(a Allocation, team, pod string, peers []Peer, now time.Time) float64 {
+// PodShare is one pod's part of its team's allowance: (allowance - held) x
+// pod shards / team shards owned by live pods (at least 1 shard counted; a
+// pod with 0 shards gets 0), held being what the team's pods that cannot
+// coordinate read at their plain budget. A pod whose own row is not live,
+// or whose team is not in a, gets 0: it must use its fallback.
+func PodShare(a Allocation, team, pod string, peers []Peer, now time.Time, held float64) float64 {
 	t, ok := a.Teams[team]
 	if !ok {
 		return 0
@@ -364,7 +393,7 @@ func PodShare(a Allocation, team, pod string, peers []Peer, now time.Time) float
 			total += p.Shards
 		}
 	}
-	return t.Allowance * float64(own.Shards) / float64(max(total, 1))
+	return max(t.Allowance-held, 0) * float64(own.Shards) / float64(max(total, 1))
 }
 
 type podKey struct{ team, pod string }

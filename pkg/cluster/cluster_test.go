@@ -484,7 +484,7 @@ func TestPodShare(t *testing.T) {
 		{"unknown", "x", 0},
 	} {
 		t.Run(tc.team+"/"+tc.pod, func(t *testing.T) {
-			if got := PodShare(a, tc.team, tc.pod, peers, now); !near(got, tc.want) {
+			if got := PodShare(a, tc.team, tc.pod, peers, now, 0); !near(got, tc.want) {
 				t.Errorf("share = %v, want %v", got, tc.want)
 			}
 		})
@@ -492,7 +492,7 @@ func TestPodShare(t *testing.T) {
 	t.Run("live pods' shares sum to the team allowance", func(t *testing.T) {
 		var sum float64
 		for _, pod := range []string{"a-0", "a-1", "a-2", "a-3", "a-4"} {
-			sum += PodShare(a, "a", pod, peers, now)
+			sum += PodShare(a, "a", pod, peers, now, 0)
 		}
 		if want := a.Teams["a"].Allowance; !near(sum, want) {
 			t.Errorf("sum of shares = %v, want %v", sum, want)
@@ -501,14 +501,14 @@ func TestPodShare(t *testing.T) {
 	t.Run("a stale view splits the plain guarantee", func(t *testing.T) {
 		bad := append([]Peer{{Team: "d", Pod: "d-0", Guarantee: math.Inf(1), At: now}}, peers...)
 		a := Allocate(Config{Capacity: 10000, StaleAfter: staleAfter}, bad, now)
-		if got, want := PodShare(a, "a", "a-1", bad, now), 2000*2.0/6; !near(got, want) {
+		if got, want := PodShare(a, "a", "a-1", bad, now, 0), 2000*2.0/6; !near(got, want) {
 			t.Errorf("share = %v, want %v", got, want)
 		}
 	})
 	t.Run("a team's only pod with zero shards counted as one", func(t *testing.T) {
 		peers := []Peer{row("z", "z-0", 2000, 0, false, 0, time.Second)}
 		a := Allocate(Config{Capacity: 10000, StaleAfter: staleAfter}, peers, now)
-		if got := PodShare(a, "z", "z-0", peers, now); got != 0 {
+		if got := PodShare(a, "z", "z-0", peers, now, 0); got != 0 {
 			t.Errorf("share = %v, want 0", got)
 		}
 	})
@@ -672,7 +672,7 @@ func TestAllocateProperties(t *testing.T) {
 			for _, p := range peers {
 				if p.Team == name && !seen[p.Pod] {
 					seen[p.Pod] = true
-					sum += PodShare(a, name, p.Pod, peers, now)
+					sum += PodShare(a, name, p.Pod, peers, now, 0)
 				}
 			}
 			for _, p := range peers {

@@ -1,8 +1,10 @@
-// Package consumer reads a team's Kinesis stream within its budget. It is the
-// only user of vmware-go-kcl-v2: one library worker per pod, one record
-// processor per leased shard, leases and checkpoints in DynamoDB. Each shard
-// is paced to maxRecords per pollInterval, and checkpointed only up to what
-// the sink confirmed.
+// Package consumer reads a team's Kinesis stream within its budget. It is
+// the only user of vmware-go-kcl-v2: one library worker per pod, one record
+// processor per leased shard. Each shard's records go through its ledger
+// (ledger.go), which alone decides what may be checkpointed; its pacer
+// (pacer.go) alone decides what may be read. The library's behaviours that
+// would lose records or read above the budget are guarded by small named
+// adapters (kcl.go).
 package consumer
 
 import (
@@ -12,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -19,73 +22,83 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
-	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
-	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
-	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 	wk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streambudget/streambudget/pkg/budget"
-	"github.com/streambudget/streambudget/pkg/decode"
-	"github.com/streambudget/streambudget/pkg/rules"
+	"github.com/streambudget/streambudget/pkg/document"
+	"github.com/streambudget/streambudget/pkg/kinesis"
+	"github.com/streambudget/streambudget/pkg/lease"
 )
 
 // Options configure a Consumer.
 type Options struct {
 	Budget *budget.File
-	// AWS is the loaded AWS configuration (region, credentials, endpoints).
+	// Schema builds the team's documents.
+	Schema *document.Schema
+	// Sink writes them; *essink.Sink in production.
+	Sink Sink
+	// AWS is the loaded AWS configuration (region, credentials, endpoints),
+	// for the clients not given below.
 	AWS aws.Config
-	// Sink writes the documents; *essink.Sink in production.
-	Sink indexer
+	// Lister and Table replace the Kinesis client of the stream view and
+	// the DynamoDB lease table (tests).
+	Lister kinesis.Lister
+	Table  lease.Table
+	// Allowance, when set, gives the shard rate of a work-conserving
+	// budget (pkg/cluster); nil means the plain budget.
+	Allowance Allowance
 	// ApplicationName names the KCL application and its lease table.
 	// Default streambudget-<team>.
 	ApplicationName string
 	// WorkerID identifies this pod in the lease table. Default: host name
 	// and a random suffix.
 	WorkerID string
-	// FromLatest starts shards without a checkpoint at the tip instead of
-	// the oldest record (the default: a new deployment loses nothing).
+	// FromLatest starts shards without a checkpoint at the team's first
+	// start instead of their oldest record (see startPosition).
 	FromLatest bool
 	// ShardSyncInterval is how often the library lists shards and takes at
-	// most one new lease: short, so a pod owns its shards within seconds.
+	// most one new lease.
 	ShardSyncInterval time.Duration // default 500ms
 	// FailoverTime is the lease duration: a pod that does not renew within
 	// it loses its shards to the others.
 	FailoverTime time.Duration // default 10s
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration // default 30s
-	// DataStream indexes with op_type create.
-	DataStream bool
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
 
+// Allowance is a work-conserving budget's say in the shard rate.
+type Allowance interface {
+	// ShardRate is the rate each of this pod's shards may read, given the
+	// shards the team reads; ok false means the plain budget applies.
+	ShardRate(reading int) (rate float64, ok bool)
+}
+
 // Consumer is one pod's reader of a team's stream.
 type Consumer struct {
-	// probeTimeout replaces the constant of that name when set (tests on a
-	// loaded machine).
-	probeTimeout time.Duration
-
 	opts   Options
+	file   *budget.File
 	budget budget.Budget
-	pipe   *pipeline
-	sink   indexer
+	schema *document.Schema
+	sink   Sink
 	log    *slog.Logger
 	m      consumerMetrics
 	shards *shardSet
-
-	view   *streamView
-	leases *leases
-	kc     *kinesis.Client
-	team   teamStatus
-	tm     teamMetrics
-	// borrow coordinates a work-conserving budget; nil without cluster:.
-	borrow *borrower
+	view   *kinesis.View
+	table  lease.Table
+	leases *lease.Manager
 
 	softStop, hardStop context.Context
+	stopSoft, stopHard context.CancelFunc
 	ready              atomic.Bool
+	// fatal ends Run with the error the library reported.
+	fatalErr  chan error
+	fatalOnce sync.Once
 
 	mu         sync.Mutex
 	processors map[string]*processor
@@ -94,20 +107,21 @@ type Consumer struct {
 // New checks the options and builds a consumer; Run starts it.
 func New(opts Options) (*Consumer, error) {
 	f := opts.Budget
-	if f == nil {
+	switch {
+	case f == nil:
 		return nil, errors.New("no budget")
-	}
-	if opts.Sink == nil {
+	case opts.Schema == nil:
+		return nil, errors.New("no document schema")
+	case opts.Sink == nil:
 		return nil, errors.New("no sink")
-	}
-	if opts.AWS.Region == "" {
+	case opts.AWS.Region == "":
 		return nil, errors.New("AWS region is not set (AWS_REGION or the shared config)")
 	}
 	if opts.ApplicationName == "" {
 		opts.ApplicationName = f.ApplicationName()
 	}
 	if opts.WorkerID == "" {
-		opts.WorkerID = defaultWorkerID()
+		opts.WorkerID = DefaultWorkerID()
 	}
 	if opts.ShardSyncInterval <= 0 {
 		opts.ShardSyncInterval = 500 * time.Millisecond
@@ -124,33 +138,36 @@ func New(opts Options) (*Consumer, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
-	idx, err := budget.ParseIndexPattern(f.Elasticsearch.Index)
-	if err != nil {
-		return nil, fmt.Errorf("index pattern: %w", err)
+	if opts.Lister == nil {
+		opts.Lister = awskinesis.NewFromConfig(opts.AWS, func(o *awskinesis.Options) { o.APIOptions = append(o.APIOptions, kinesis.FastGetRecords) })
 	}
-	rs, err := rules.Compile(f.Drop, f.Redact)
-	if err != nil {
-		return nil, fmt.Errorf("compile rules: %w", err)
+	if opts.Table == nil {
+		opts.Table = lease.NewDynamoTable(dynamodb.NewFromConfig(opts.AWS), opts.ApplicationName)
 	}
 	log := opts.Logger.With("team", f.Team, "stream", f.StreamName())
 	c := &Consumer{
-		opts:   opts,
-		budget: f.Budget,
-		sink:   opts.Sink,
-		log:    log,
-		shards: &shardSet{shards: map[string]*shardState{}},
-		pipe: &pipeline{
-			team: f.Team, stream: f.StreamName(), index: idx, rules: rs, dataStream: opts.DataStream,
-			decodeOpts: decode.Options{Format: f.Decode, MaxDecompressedBytes: f.Limits.MaxDecompressedBytes},
-		},
+		opts:       opts,
+		file:       f,
+		budget:     f.Budget,
+		schema:     opts.Schema,
+		sink:       opts.Sink,
+		log:        log,
+		shards:     &shardSet{shards: map[string]*shardState{}},
+		view:       kinesis.NewView(opts.Lister, kinesis.Stream{Name: f.StreamName(), ARN: f.StreamARN}, log),
+		table:      opts.Table,
+		leases:     lease.New(lease.Options{Table: opts.Table, Worker: opts.WorkerID, Failover: opts.FailoverTime, Log: log}),
+		fatalErr:   make(chan error, 1),
 		processors: map[string]*processor{},
 	}
+	c.softStop, c.stopSoft = context.WithCancel(context.Background())
+	c.hardStop, c.stopHard = context.WithCancel(context.Background())
 	c.m = newConsumerMetrics(opts.Registerer, f.Team, f.StreamName(), c.shards)
-	c.tm = newTeamMetrics(opts.Registerer, f.Team, f.StreamName())
 	return c, nil
 }
 
-func defaultWorkerID() string {
+// DefaultWorkerID is a pod's name when none is given: the host name and a
+// random suffix.
+func DefaultWorkerID() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "streambudget"
@@ -160,26 +177,67 @@ func defaultWorkerID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// CreateProcessor is the library's factory hook: one processor per lease.
-func (c *Consumer) CreateProcessor() kcl.IRecordProcessor {
-	return &procHandle{p: &processor{c: c}}
-}
+// View is the consumer's picture of its stream.
+func (c *Consumer) View() *kinesis.View { return c.view }
 
-// procHandle registers the processor once it knows its shard.
-type procHandle struct{ p *processor }
+// Leases are the pod's leases (and the team's heartbeats).
+func (c *Consumer) Leases() *lease.Manager { return c.leases }
 
-func (h *procHandle) Initialize(in *kcl.InitializationInput) {
-	h.p.Initialize(in)
-	c := h.p.c
-	c.mu.Lock()
-	if old, ok := c.processors[in.ShardId]; ok && old != h.p {
-		defer old.close()
+// Ready reports whether the worker runs.
+func (c *Consumer) Ready() bool { return c.ready.Load() }
+
+// WorkerID is this pod's name in the lease table.
+func (c *Consumer) WorkerID() string { return c.opts.WorkerID }
+
+// maxShardRate is the most one shard serves: 10,000 records a call, five
+// calls a second.
+const maxShardRate = budget.MaxRecordsPerCall * budget.MaxCallsPerSecond
+
+// TeamRate is the team's budget now: maxRecords x open shards per poll
+// interval, or recordsPerSecond.
+func (c *Consumer) TeamRate() float64 { return c.budget.TeamRate(max(c.view.Open(), 1)) }
+
+// Reading is the number of the team's shards being read or readable now:
+// open ones and closed parents still draining, not children waiting for
+// their parents.
+func (c *Consumer) Reading() int { return c.view.Reading(c.leases.Finished) }
+
+// shardRate is what each shard being read may read now, and the GetRecords
+// limit that goes with it. The team's budget (or its allowance) is shared
+// by every shard being read, parents still draining included, so that the
+// team's reads summed over its shards never exceed it, through a reshard
+// too.
+func (c *Consumer) shardRate() (float64, int) {
+	reading := max(c.Reading(), 1)
+	r := 0.0
+	if c.opts.Allowance != nil {
+		if v, ok := c.opts.Allowance.ShardRate(reading); ok {
+			r = v
+		}
 	}
-	c.processors[in.ShardId] = h.p
-	c.mu.Unlock()
+	if r <= 0 {
+		r = c.TeamRate() / float64(reading)
+	}
+	r = min(r, maxShardRate)
+	limit := int(math.Ceil(r*c.budget.PollInterval.Seconds() - 1e-9))
+	return r, min(max(limit, 1), budget.MaxRecordsPerCall)
 }
-func (h *procHandle) ProcessRecords(in *kcl.ProcessRecordsInput) { h.p.ProcessRecords(in) }
-func (h *procHandle) Shutdown(in *kcl.ShutdownInput)             { h.p.Shutdown(in) }
+
+// getRecordsLimit is the GetRecords limit of every shard of this pod.
+func (c *Consumer) getRecordsLimit() int32 {
+	_, limit := c.shardRate()
+	return int32(limit)
+}
+
+func (c *Consumer) register(p *processor) {
+	c.mu.Lock()
+	old, ok := c.processors[p.shardID]
+	c.processors[p.shardID] = p
+	c.mu.Unlock()
+	if ok && old != p {
+		old.close()
+	}
+}
 
 // released is called when the library releases a shard's lease, with or
 // without a Shutdown call before it.
@@ -193,131 +251,77 @@ func (c *Consumer) released(shardID string) {
 	}
 }
 
-// guarantee is the team's own budget with the current open shards.
-func (c *Consumer) guarantee() float64 { return c.budget.TeamRate(c.view.open()) }
-
-// shardRate is what one shard may read now: its share of the team's
-// allowance when the team borrows or lends, else the plain budget.
-func (c *Consumer) shardRate(open int) float64 {
-	if c.borrow != nil {
-		if r := c.borrow.shardRate(c.shards.count()); r > 0 {
-			return r
-		}
-	}
-	return c.budget.ShardRate(open)
+// fatal ends Run with err.
+func (c *Consumer) fatal(err error) {
+	c.fatalOnce.Do(func() { c.fatalErr <- err })
 }
-
-// Ready reports whether the worker runs.
-func (c *Consumer) Ready() bool { return c.ready.Load() }
-
-// Shards returns the shards this pod owns.
-func (c *Consumer) Shards() []ShardSnapshot { return c.shards.Snapshot(time.Now()) }
-
-// OpenShards is the stream's open-shard count as last seen.
-func (c *Consumer) OpenShards() int { return c.view.open() }
-
-// Retention is the stream's retention period as last seen.
-func (c *Consumer) Retention() time.Duration { return c.view.retentionPeriod() }
-
-// WorkerID is this pod's name in the lease table.
-func (c *Consumer) WorkerID() string { return c.opts.WorkerID }
 
 // Run reads the stream until ctx ends, then stops within ShutdownTimeout:
 // no new leases, in-flight batches finish or are abandoned unconfirmed,
-// leases are released.
+// checkpoints cover only what the sink confirmed, leases are released. It
+// returns the first error that stopped it, or nil after a stop asked by ctx.
 func (c *Consumer) Run(ctx context.Context) error {
-	f := c.opts.Budget
-	kc := kinesis.NewFromConfig(c.opts.AWS, func(o *kinesis.Options) {
-		o.APIOptions = append(o.APIOptions, kplGuard, FastGetRecords)
+	defer c.stopHard()
+	defer c.stopSoft()
+	kc := awskinesis.NewFromConfig(c.opts.AWS, func(o *awskinesis.Options) {
+		o.APIOptions = append(o.APIOptions, kinesis.KPLGuard, kinesis.FastGetRecords, kinesis.GetRecordsLimit(c.getRecordsLimit))
 	})
-	db := dynamodb.NewFromConfig(c.opts.AWS)
-	c.kc = kc
-	if f.Cluster != nil {
-		c.borrow = newBorrower(c, db, f, c.opts.Registerer)
+	if err := retry(ctx, c.log, "stream not readable yet", c.view.Refresh); err != nil {
+		return nil // stopped before it started
+	}
+	if open := c.view.Open(); open != c.file.Shards {
+		c.log.Warn("the stream's open shards differ from the budget file's shards; the budget follows the live count",
+			"open", open, "budget_file_shards", c.file.Shards, "team_budget_records_per_second", c.budget.TeamRate(open))
+	}
+	if err := retry(ctx, c.log, "lease table not ready", c.table.Ensure); err != nil {
+		return nil
+	}
+	var firstStart time.Time
+	if err := retry(ctx, c.log, "read the team's first start", func(ctx context.Context) (err error) {
+		firstStart, err = c.leases.FirstStart(ctx)
+		return err
+	}); err != nil {
+		return nil
 	}
 
 	bg, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
-	soft, stopSoft := context.WithCancel(context.Background())
-	hard, stopHard := context.WithCancel(context.Background())
-	defer stopHard()
-	defer stopSoft()
-	c.softStop, c.hardStop = soft, hard
+	g, gctx := errgroup.WithContext(bg)
+	g.Go(func() error { return c.view.Run(gctx, 10*time.Second) })
+	g.Go(func() error { return c.leases.Run(gctx, c.Reading) })
 
-	c.view = newStreamView(kc, f.StreamName(), f.StreamARN, c.log)
-	for attempt := 1; ; attempt++ {
-		err := c.view.refresh(ctx)
-		if err == nil {
-			break
-		}
-		c.log.Warn("stream not readable yet; retrying", "attempt", attempt, "err", err)
-		if sleepCtx(ctx, min(time.Duration(attempt)*time.Second, 15*time.Second)) != nil {
-			return nil
-		}
-	}
-	if open := c.view.open(); open != f.Shards {
-		c.log.Warn("the stream's open shards differ from the budget file's shards; the budget follows the live count",
-			"open", open, "budget_file_shards", f.Shards, "team_budget_records_per_second", c.budget.TeamRate(open))
-	}
-	go c.view.run(bg, 10*time.Second)
-
-	kcfg := config.NewKinesisClientLibConfig(c.opts.ApplicationName, f.StreamName(), c.opts.AWS.Region, c.opts.WorkerID).
-		WithMaxRecords(c.budget.MaxRecordsFor(c.view.open())).
-		WithShardSyncIntervalMillis(int(c.opts.ShardSyncInterval.Milliseconds())).
-		WithFailoverTimeMillis(int(c.opts.FailoverTime.Milliseconds())).
-		WithLeaseRefreshWaitTime(int(c.opts.FailoverTime.Milliseconds() / 4)).
-		WithIdleTimeBetweenReadsInMillis(int(c.budget.PollInterval.Milliseconds())).
-		WithCallProcessRecordsEvenForEmptyRecordList(true).
-		WithMaxRetryCount(1 << 20). // throttling is a slowdown, never a reason to drop the lease
-		WithLogger(kclLogger{c.log.With("component", "kcl")})
-	kcfg.ParentShardPollIntervalMillis = 1000
-	if c.opts.FromLatest {
-		kcfg = kcfg.WithInitialPositionInStream(config.LATEST)
-	} else {
-		kcfg = kcfg.WithInitialPositionInStream(config.TRIM_HORIZON)
-	}
-	base := chk.NewDynamoCheckpoint(kcfg).WithDynamoDB(db)
-	c.leases = newLeases(base, db, kcfg.TableName, c.opts.WorkerID, c.opts.FailoverTime, c.log)
-	c.leases.onRelease = c.released
-
+	kcfg := c.kclConfig(firstStart)
 	var w *wk.Worker
-	for attempt := 1; ; attempt++ {
-		w = wk.NewWorker(c, kcfg).WithKinesis(kc).WithCheckpointer(c.leases)
-		err := w.Start()
-		if err == nil {
-			break
-		}
-		c.log.Warn("start the KCL worker; retrying", "attempt", attempt, "err", err)
-		if sleepCtx(ctx, min(time.Duration(attempt)*time.Second, 15*time.Second)) != nil {
-			return nil
-		}
-	}
-	leasesDone := make(chan struct{})
-	go func() {
-		defer close(leasesDone)
-		c.leases.run(bg, c.view.list)
-	}()
-	go c.monitor(bg)
-	if c.borrow != nil {
-		go c.borrow.run(bg)
+	if err := retry(ctx, c.log, "start the KCL worker", func(context.Context) error {
+		w = wk.NewWorker(c, kcfg).WithKinesis(kc).WithCheckpointer(checkpointer{c})
+		return w.Start()
+	}); err != nil {
+		stopBackground()
+		return g.Wait()
 	}
 	c.ready.Store(true)
 	c.log.Info("consumer running", "worker", c.opts.WorkerID, "application", c.opts.ApplicationName,
-		"open_shards", c.view.open(), "team_budget_records_per_second", c.budget.TeamRate(c.view.open()))
+		"open_shards", c.view.Open(), "team_budget_records_per_second", c.TeamRate(), "from_latest", c.opts.FromLatest)
 
-	<-ctx.Done()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-c.fatalErr:
+	case <-gctx.Done():
+		runErr = fmt.Errorf("background task stopped: %w", context.Cause(gctx))
+	}
 	c.ready.Store(false)
 	c.log.Info("stopping: no new leases, finishing in-flight batches", "timeout", c.opts.ShutdownTimeout)
 	start := time.Now()
-	stopSoft()
+	c.stopSoft()
 	// In-flight bulk requests get most of the timeout; what is not confirmed
 	// by then is abandoned, unconfirmed, and read again by the next owner.
-	hardAfter := time.AfterFunc(max(c.opts.ShutdownTimeout-3*time.Second, c.opts.ShutdownTimeout/2), stopHard)
+	hardAfter := time.AfterFunc(max(c.opts.ShutdownTimeout-3*time.Second, c.opts.ShutdownTimeout/2), c.stopHard)
 	defer hardAfter.Stop()
 	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		w.Shutdown()
-		close(done)
 	}()
 	select {
 	case <-done:
@@ -325,7 +329,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.log.Warn("worker did not stop in time; its leases expire after the failover time")
 	}
 	stopBackground()
-	<-leasesDone
+	if err := g.Wait(); err != nil && runErr == nil {
+		runErr = err
+	}
 	c.log.Info("consumer stopped", "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return runErr
+}
+
+// retry calls f until it succeeds or ctx ends (then it returns ctx's
+// error), backing off up to 15 s and logging each failure.
+func retry(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn(what+"; retrying", "attempt", attempt, "err", err)
+		if err := sleepCtx(ctx, min(time.Duration(attempt)*time.Second, 15*time.Second)); err != nil {
+			return err
+		}
+	}
 }

@@ -8,12 +8,17 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// pacer holds one shard to its budget. The library polls again at once
-// whenever a call returned records (up to five calls a second), so the
-// GetRecords limit alone is not a rate: after a batch of n records the
-// processor waits for n tokens of a limiter of maxRecords per poll interval
-// (burst maxRecords) before handing control back, and likewise for bytes
-// when the budget caps them.
+// pacer holds one shard to its budget. It guards against a library
+// behaviour: the KCL polls again at once whenever a call returned records
+// (up to five calls a second), so the GetRecords limit alone is not a rate.
+// After a batch of n records the processor waits for n tokens of a limiter
+// of the shard's rate (burst: one poll interval's worth) before handing
+// control back, and likewise for bytes when the budget caps them.
+//
+// A new pacer starts with an empty bucket: the lease's first batch is read
+// before any wait (the library reads before it calls the processor), so a
+// full bucket would let a new lease, or each hand-over, read two batches in
+// its first interval.
 type pacer struct {
 	records *rate.Limiter
 	bytes   *rate.Limiter // nil without a byte cap
@@ -23,9 +28,13 @@ type pacer struct {
 }
 
 func newPacer(recordsPerSecond float64, burst int, bytesPerSecond int64, now func() time.Time) *pacer {
-	p := &pacer{records: rate.NewLimiter(rate.Limit(recordsPerSecond), max(burst, 1)), now: now, sleep: sleepCtx}
+	t := now()
+	burst = max(burst, 1)
+	p := &pacer{records: rate.NewLimiter(rate.Limit(recordsPerSecond), burst), now: now, sleep: sleepCtx}
+	p.records.AllowN(t, burst) // start empty
 	if bytesPerSecond > 0 {
 		p.bytes = rate.NewLimiter(rate.Limit(bytesPerSecond), int(bytesPerSecond))
+		p.bytes.AllowN(t, int(bytesPerSecond))
 	}
 	return p
 }

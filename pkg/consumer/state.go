@@ -28,15 +28,9 @@ type shardState struct {
 	lastCheckpoint time.Time
 	taken          time.Time
 
-	// Totals, and their values at the last measure, for rates.
+	// Totals, for the monitor's rates.
 	readTotal, bytesTotal int64
 	waitTotal             time.Duration
-	prevAt                time.Time
-	prevRead, prevBytes   int64
-	prevWait              time.Duration
-	last                  shardFigures // as of the last measure
-	tips                  []tipSample
-	lastProbe             time.Time
 	// calls paces the shard's GetRecords calls, which Kinesis serves five
 	// a second: the processor's reads and the tip probes take from it. Its
 	// burst is one, so no second ever holds more than five.
@@ -98,9 +92,13 @@ type ShardSnapshot struct {
 	// CheckpointAge is the time since the last checkpoint (since the lease
 	// was taken when there was none).
 	CheckpointAge time.Duration
-	// Read and Incoming are the read and tip rates in records/s, and
-	// Backlog the unread records, as of the last measurement.
-	Read, Incoming, Backlog float64
+	// The totals since the lease was taken, what the last read saw, and
+	// the shard's GetRecords call slot (which the monitor's probes share).
+	ReadTotal, BytesTotal int64
+	WaitTotal             time.Duration
+	LastArrival           time.Time
+	CaughtUp              bool
+	CallSlot              func(context.Context) error
 }
 
 // lagLocked is the larger of MillisBehindLatest and the age of the last
@@ -119,8 +117,9 @@ func (s *shardState) lagLocked(now time.Time) time.Duration {
 func (s *shardState) snapshot(now time.Time) ShardSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap := ShardSnapshot{ID: s.id, Budget: s.budget, Read: s.last.read, Incoming: s.last.incoming, Backlog: s.last.backlog}
-	snap.Lag = s.lagLocked(now)
+	snap := ShardSnapshot{ID: s.id, Budget: s.budget, Lag: s.lagLocked(now),
+		ReadTotal: s.readTotal, BytesTotal: s.bytesTotal, WaitTotal: s.waitTotal,
+		LastArrival: s.lastArrival, CaughtUp: s.caughtUp, CallSlot: s.callSlot}
 	last := s.lastCheckpoint
 	if last.IsZero() {
 		last = s.taken
@@ -183,12 +182,16 @@ func (s *shardSet) Snapshot(now time.Time) []ShardSnapshot {
 	return out
 }
 
+// Shards returns the shards this pod owns, sorted by id.
+func (c *Consumer) Shards() []ShardSnapshot { return c.shards.Snapshot(time.Now()) }
+
 // consumerMetrics are the consumer's series; per-shard ones are deleted
 // when the shard's lease ends.
 type consumerMetrics struct {
 	recordsRead *prometheus.CounterVec
 	bytesRead   *prometheus.CounterVec
 	budgetWait  *prometheus.CounterVec
+	abandoned   *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
 	skipped     prometheus.Counter
 }
@@ -209,6 +212,10 @@ func newConsumerMetrics(reg prometheus.Registerer, team, stream string, shards *
 			Namespace: metrics.Namespace, Subsystem: "shard", Name: "budget_wait_seconds_total", ConstLabels: labels,
 			Help: "Time the shard spent waiting on its budget limiter: it had records and was held back.",
 		}, []string{"shard"}),
+		abandoned: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "shard", Name: "records_abandoned_total", ConstLabels: labels,
+			Help: "Records this pod gave up on unconfirmed (stopping, lease given up, sink unreachable at shutdown): the next reader reads them again.",
+		}, []string{"shard"}),
 		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "rules", Name: "dropped_total", ConstLabels: labels,
 			Help: "Documents dropped by a drop rule of the budget file, by rule.",
@@ -226,6 +233,7 @@ func (m consumerMetrics) deleteShard(id string) {
 	m.recordsRead.DeleteLabelValues(id)
 	m.bytesRead.DeleteLabelValues(id)
 	m.budgetWait.DeleteLabelValues(id)
+	m.abandoned.DeleteLabelValues(id)
 }
 
 // shardCollector reports the per-shard gauges from the owned shards at

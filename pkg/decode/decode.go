@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/streambudget/streambudget/pkg/budget"
 )
@@ -131,6 +132,30 @@ func New(opts Options) *Decoder {
 		opts.Format = budget.DecodeAuto
 	}
 	return &Decoder{opts: opts}
+}
+
+// Shrink lets go of buffers that grew past maxBytes (a large record or a
+// gzip payload that inflated), so that a decoder kept between batches does
+// not hold the peak of the last one. The next Decode allocates again as
+// needed.
+func (d *Decoder) Shrink(maxBytes int) {
+	if cap(d.inflated) > maxBytes {
+		d.inflated = nil
+	}
+	if cap(d.buf) > maxBytes {
+		d.buf = nil
+	}
+	if cap(d.fields)*int(unsafe.Sizeof(Field{})) > maxBytes {
+		d.fields = nil
+	}
+	if cap(d.kbuf) > maxBytes {
+		d.kbuf = nil
+	}
+}
+
+// Held is the bytes the decoder's buffers hold.
+func (d *Decoder) Held() int {
+	return cap(d.inflated) + cap(d.buf) + cap(d.kbuf) + cap(d.fields)*int(unsafe.Sizeof(Field{}))
 }
 
 // Decode appends the record's documents to dst and returns it.

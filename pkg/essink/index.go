@@ -2,12 +2,11 @@ package essink
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -16,110 +15,94 @@ import (
 	"github.com/streambudget/streambudget/pkg/decode"
 )
 
-// Coordinates say where in Kinesis a document came from. Dead letters carry
-// them so an operator can find the record.
-type Coordinates struct {
-	ShardID        string
-	SequenceNumber string
-	SubSequence    int
-	PartitionKey   string
-	Arrival        time.Time
-}
-
 // Item is one document to write.
 type Item struct {
 	Index string
 	ID    string
-	// Create uses op_type create (for data streams); a 409 then means the
-	// document is there already, from an earlier attempt.
+	// Create writes with op_type create (data streams accept nothing
+	// else); a 409 then means the document is there already.
 	Create bool
-	// Source is the JSON document.
+	// Source is the JSON document, on one line.
 	Source []byte
-	// At locates the record, for dead letters.
-	At *Coordinates
-	// Reason is set on dead-letter items: why the record is not indexed.
-	Reason string
+	// DeadLetter is the reason when the item is a dead letter (for the
+	// metrics), else "".
+	DeadLetter string
 }
 
-// DeadLetter builds the dead-letter item for a record that cannot be
-// indexed: the raw bytes (base64 when they are not UTF-8), the reason, a
-// human detail and the Kinesis coordinates. raw must already be redacted.
-func (s *Sink) DeadLetter(at *Coordinates, id, reason, detail string, raw []byte, originalIndex string) Item {
-	now := s.now().UTC()
-	b := make([]byte, 0, len(raw)+512)
-	b = append(b, `{"@timestamp":`...)
-	b = decode.AppendString(b, now.Format(time.RFC3339Nano))
-	b = append(b, `,"team":`...)
-	b = decode.AppendString(b, s.opts.Team)
-	b = append(b, `,"deadletter":{"reason":`...)
-	b = decode.AppendString(b, reason)
-	b = append(b, `,"detail":`...)
-	b = decode.AppendString(b, detail)
-	if originalIndex != "" {
-		b = append(b, `,"index":`...)
-		b = decode.AppendString(b, originalIndex)
-	}
-	if utf8.Valid(raw) {
-		b = append(b, `,"raw_encoding":"utf-8","raw":`...)
-		b = decode.AppendString(b, string(raw))
-	} else {
-		b = append(b, `,"raw_encoding":"base64","raw":"`...)
-		b = base64.StdEncoding.AppendEncode(b, raw)
-		b = append(b, '"')
-	}
-	b = append(b, '}')
-	b = AppendKinesis(b, `,"kinesis":`, s.opts.Stream, at)
-	b = append(b, '}')
-	return Item{Index: s.dlIndex.Format(now), ID: id, Source: b, At: at, Reason: reason}
-}
+// Status is what became of an item.
+type Status uint8
 
-// AppendKinesis appends prefix and the kinesis object describing at.
-func AppendKinesis(b []byte, prefix, stream string, at *Coordinates) []byte {
-	b = append(b, prefix...)
-	b = append(b, `{"stream":`...)
-	b = decode.AppendString(b, stream)
-	if at != nil {
-		b = append(b, `,"shard_id":`...)
-		b = decode.AppendString(b, at.ShardID)
-		b = append(b, `,"sequence_number":`...)
-		b = decode.AppendString(b, at.SequenceNumber)
-		b = append(b, `,"sub_sequence":`...)
-		b = strconv.AppendInt(b, int64(at.SubSequence), 10)
-		b = append(b, `,"partition_key":`...)
-		b = decode.AppendString(b, at.PartitionKey)
-		b = append(b, `,"arrival":"`...)
-		b = at.Arrival.UTC().AppendFormat(b, time.RFC3339Nano)
-		b = append(b, '"')
-	}
-	return append(b, '}')
-}
-
-// outcome of one item in one attempt.
-type outcome int
-
+// Item statuses.
 const (
-	pending outcome = iota
-	confirmed
-	retry
-	rejected
+	// Pending: no final answer yet (Index was stopped).
+	Pending Status = iota
+	// Indexed: Elasticsearch confirmed the write.
+	Indexed
+	// Existed: a create was answered 409, the document is there already
+	// (written by an earlier attempt or an earlier reader).
+	Existed
+	// Rejected: Elasticsearch refused the document itself (a mapping
+	// conflict, too large alone); Reason and Detail say why. It is for the
+	// caller to dead-letter it.
+	Rejected
 )
 
-// Index writes items and returns once every one is confirmed: indexed,
-// already present (409 on create), or replaced by a confirmed dead letter.
-// confirmed[i] is set as item i is confirmed, so a caller that is stopped
-// midway (ctx done: shutdown, lost lease) knows what is safe to checkpoint.
-// The error is only ever ctx's.
-func (s *Sink) Index(ctx context.Context, items []Item, done []bool) error {
-	if len(done) != len(items) {
-		return fmt.Errorf("index %d items with %d confirmation slots", len(items), len(done))
+func (s Status) String() string {
+	switch s {
+	case Indexed:
+		return "indexed"
+	case Existed:
+		return "existed"
+	case Rejected:
+		return "rejected"
 	}
-	// todo holds the positions still to write; a rejected item's position is
-	// kept and its slot is given its dead letter.
-	work := make([]Item, len(items))
-	copy(work, items)
+	return "pending"
+}
+
+// Result is what became of one item.
+type Result struct {
+	Status Status
+	// Reason is a short label (Elasticsearch's error type, or too_large),
+	// Detail the human text, for Rejected.
+	Reason, Detail string
+}
+
+// Final reports whether the item has its final answer.
+func (r Result) Final() bool { return r.Status != Pending }
+
+// Reasons the sink is blocked: Elasticsearch refuses the writes for a cause
+// that no retry of one document fixes. The sink keeps retrying, slowly, and
+// dead-letters nothing.
+const (
+	BlockedUnauthorized       = "unauthorized"         // 401: credentials missing or wrong
+	BlockedForbidden          = "forbidden"            // 403: the credentials lack a privilege
+	BlockedIndexNotFound      = "index_not_found"      // 404: the target does not exist and may not be created
+	BlockedDataStreamMismatch = "data_stream_mismatch" // an index op into a data stream, or the reverse
+)
+
+// BlockedReasons lists the reasons, for metrics.
+var BlockedReasons = []string{BlockedUnauthorized, BlockedForbidden, BlockedIndexNotFound, BlockedDataStreamMismatch}
+
+// Index writes items and fills results[i] as item i gets its final answer:
+// Indexed, Existed or Rejected. It returns when every item has one, or when
+// ctx ends (with ctx's error; the items without a final answer stay
+// Pending). Results already final when called are left alone, so a caller
+// can call again with the same slices.
+//
+// What passes is retried with backoff for as long as it takes: connection
+// errors, timeouts, 429 and 5xx, of the request or of an item. What blocks
+// the sink (401, 403, 404 and a data-stream mismatch) is retried too, more
+// slowly, with streambudget_sink_blocked set: it is not the document's
+// fault, and dead-lettering it would hide an outage as a flood of dead
+// letters. A request too large for the cluster (413) is split in halves; a
+// single document still too large is Rejected as too_large.
+func (s *Sink) Index(ctx context.Context, items []Item, results []Result) error {
+	if len(results) != len(items) {
+		return fmt.Errorf("index %d items with %d result slots", len(items), len(results))
+	}
 	todo := make([]int, 0, len(items))
 	for i := range items {
-		if !done[i] {
+		if !results[i].Final() {
 			todo = append(todo, i)
 		}
 	}
@@ -129,48 +112,19 @@ func (s *Sink) Index(ctx context.Context, items []Item, done []bool) error {
 			return err
 		}
 		var next []int
-		// wait is set by anything that failed in a way worth a pause; fresh
-		// dead letters alone go out at once.
-		wait := false
+		var pause pause
 		for start := 0; start < len(todo); {
-			end := s.chunkEnd(work, todo, start)
+			end := s.chunkEnd(items, todo, start)
 			chunk := todo[start:end]
 			start = end
-			outs, err := s.bulk(ctx, work, chunk)
+			p, err := s.send(ctx, items, chunk, results)
 			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				wait = true
-				s.m.retries.WithLabelValues("request_error").Inc()
-				s.log.Warn("bulk request failed; retrying", "docs", len(chunk), "attempt", attempt+1, "err", err)
-				next = append(next, chunk...)
-				continue
+				return err
 			}
-			for k, pos := range chunk {
-				switch outs[k].kind {
-				case confirmed:
-					done[pos] = true
-					if work[pos].Reason != "" {
-						s.m.deadLettered.WithLabelValues(work[pos].Reason).Inc()
-					} else {
-						s.m.indexed.Inc()
-					}
-				case retry:
-					wait = true
-					s.m.retries.WithLabelValues(outs[k].reason).Inc()
-					next = append(next, pos)
-				case rejected:
-					if work[pos].Reason != "" {
-						// A dead letter itself was refused; it is never dropped.
-						wait = true
-						s.m.retries.WithLabelValues("dead_letter_rejected").Inc()
-						s.log.Error("dead-letter document rejected; retrying", "index", work[pos].Index, "err", outs[k].detail)
-						next = append(next, pos)
-						continue
-					}
-					work[pos] = s.DeadLetter(work[pos].At, work[pos].ID, outs[k].reason, outs[k].detail, work[pos].Source, work[pos].Index)
-					next = append(next, pos)
+			pause = max(pause, p)
+			for _, i := range chunk {
+				if !results[i].Final() {
+					next = append(next, i)
 				}
 			}
 		}
@@ -178,25 +132,50 @@ func (s *Sink) Index(ctx context.Context, items []Item, done []bool) error {
 		if len(todo) == 0 {
 			break
 		}
-		if wait {
-			attempt++
-			if err := sleep(ctx, s.backoff(attempt)); err != nil {
-				return err
-			}
-		} else {
-			attempt = 0
+		attempt++
+		if err := sleep(ctx, s.wait(pause, attempt)); err != nil {
+			return err
 		}
 	}
+	s.setBlocked("")
 	return nil
+}
+
+// pause is how long a failed attempt makes the sink wait before the next.
+type pause int
+
+const (
+	pauseShort   pause = iota // nothing failed for long: go again soon
+	pauseBackoff              // a fault that passes: exponential backoff
+	pauseBlocked              // the sink is blocked: the slow retry
+)
+
+func (s *Sink) wait(p pause, attempt int) time.Duration {
+	switch p {
+	case pauseBlocked:
+		return max(s.backoff(attempt), s.opts.BlockedRetry)
+	case pauseBackoff:
+		return s.backoff(attempt)
+	}
+	return s.opts.MinBackoff
+}
+
+// backoff is the wait before attempt n: olivere's exponential backoff from
+// MinBackoff, held at MaxBackoff once it gets there.
+func (s *Sink) backoff(n int) time.Duration {
+	if d, ok := s.bo.Next(n); ok {
+		return d
+	}
+	return s.opts.MaxBackoff
 }
 
 // chunkEnd splits todo into requests of at most MaxDocsPerRequest documents
 // and MaxBytesPerRequest bytes (a larger document goes alone).
-func (s *Sink) chunkEnd(work []Item, todo []int, start int) int {
+func (s *Sink) chunkEnd(items []Item, todo []int, start int) int {
 	size := 0
 	end := start
 	for end < len(todo) && end-start < s.opts.MaxDocsPerRequest {
-		n := len(work[todo[end]].Source) + 128
+		n := len(items[todo[end]].Source) + 128
 		if end > start && size+n > s.opts.MaxBytesPerRequest {
 			break
 		}
@@ -206,20 +185,103 @@ func (s *Sink) chunkEnd(work []Item, todo []int, start int) int {
 	return end
 }
 
-type itemOutcome struct {
-	kind   outcome
-	reason string
-	detail string
+// send sends one bulk request and records every item's answer in results.
+// The error is only ever ctx's; a failed request leaves its items Pending
+// and says how long to pause.
+func (s *Sink) send(ctx context.Context, items []Item, chunk []int, results []Result) (pause, error) {
+	resp, err := s.bulk(ctx, items, chunk)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		var ee *elastic.Error
+		status := 0
+		if errors.As(err, &ee) {
+			status = ee.Status
+		}
+		switch {
+		case status == http.StatusRequestEntityTooLarge || status == http.StatusBadRequest:
+			// The request as a whole was refused: find the documents that
+			// make it so, by halves.
+			if len(chunk) == 1 {
+				i := chunk[0]
+				results[i] = Result{Status: Rejected, Reason: "too_large",
+					Detail: truncate(fmt.Sprintf("a bulk request with this document alone (%d bytes) was refused: %v", len(items[i].Source), err), maxDetail)}
+				if status == http.StatusBadRequest {
+					results[i].Reason = "bad_request"
+				}
+				s.m.retries.WithLabelValues("request_split").Inc()
+				return pauseShort, nil
+			}
+			s.m.retries.WithLabelValues("request_split").Inc()
+			half := len(chunk) / 2
+			a, err := s.send(ctx, items, chunk[:half], results)
+			if err != nil {
+				return 0, err
+			}
+			b, err := s.send(ctx, items, chunk[half:], results)
+			return max(a, b), err
+		case status == http.StatusUnauthorized:
+			s.block(BlockedUnauthorized, err)
+			return pauseBlocked, nil
+		case status == http.StatusForbidden:
+			s.block(BlockedForbidden, err)
+			return pauseBlocked, nil
+		case status == http.StatusTooManyRequests:
+			s.m.retries.WithLabelValues("request_429").Inc()
+			return pauseBackoff, nil
+		}
+		s.m.retries.WithLabelValues("request_error").Inc()
+		s.log.Warn("bulk request failed; retrying", "docs", len(chunk), "err", err)
+		return pauseBackoff, nil
+	}
+	p := pauseShort
+	for k, m := range resp.Items {
+		i := chunk[k]
+		var it *elastic.BulkResponseItem
+		for _, v := range m {
+			it = v
+		}
+		r, why := classify(it, items[i].Create)
+		switch {
+		case r.Status == Indexed || r.Status == Existed:
+			results[i] = r
+			if items[i].DeadLetter != "" {
+				s.m.deadLettered.WithLabelValues(items[i].DeadLetter).Inc()
+			} else {
+				s.m.indexed.Inc()
+			}
+		case r.Status == Rejected:
+			results[i] = r
+		case why.blocked != "":
+			s.block(why.blocked, fmt.Errorf("%s", why.detail))
+			p = max(p, pauseBlocked)
+		default:
+			s.m.retries.WithLabelValues(why.retry).Inc()
+			p = max(p, pauseBackoff)
+		}
+	}
+	if p < pauseBlocked {
+		s.setBlocked("")
+	}
+	return p, nil
 }
 
-var reasonRe = regexp.MustCompile(`^[a-z_]{1,64}$`)
+// block marks the sink blocked for reason and logs it once per change.
+func (s *Sink) block(reason string, err error) {
+	s.m.retries.WithLabelValues("blocked").Inc()
+	if s.setBlocked(reason) {
+		s.log.Error("Elasticsearch refuses the writes; retrying slowly, nothing is dead-lettered", "reason", reason, "err", err)
+	}
+}
 
-// bulk sends one request and classifies every item of the response.
-func (s *Sink) bulk(ctx context.Context, work []Item, chunk []int) ([]itemOutcome, error) {
+// bulk sends one request. A response whose items do not match the request
+// one for one is an error.
+func (s *Sink) bulk(ctx context.Context, items []Item, chunk []int) (*elastic.BulkResponse, error) {
 	svc := s.client.Bulk()
 	reqs := make([]rawRequest, len(chunk))
-	for k, pos := range chunk {
-		reqs[k] = newRawRequest(&work[pos])
+	for k, i := range chunk {
+		reqs[k] = newRawRequest(&items[i])
 		svc.Add(&reqs[k])
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
@@ -234,57 +296,76 @@ func (s *Sink) bulk(ctx context.Context, work []Item, chunk []int) ([]itemOutcom
 		}
 		err = fmt.Errorf("bulk response has %d items for %d documents", got, len(chunk))
 	}
+	result := "ok"
 	if err != nil {
-		s.m.duration.WithLabelValues("error").Observe(elapsed)
-		s.m.requests.WithLabelValues("error").Inc()
-		var ee *elastic.Error
-		if errors.As(err, &ee) && ee.Status == http.StatusRequestEntityTooLarge && len(chunk) > 1 {
-			// Too large as a whole: send the halves; they are retried at once.
-			half := len(chunk) / 2
-			a, errA := s.bulk(ctx, work, chunk[:half])
-			if errA != nil {
-				return nil, errA
-			}
-			b, errB := s.bulk(ctx, work, chunk[half:])
-			if errB != nil {
-				return nil, errB
-			}
-			return append(a, b...), nil
-		}
-		return nil, fmt.Errorf("bulk index %d docs: %w", len(chunk), err)
+		result = "error"
+		err = fmt.Errorf("bulk index %d docs: %w", len(chunk), err)
 	}
-	s.m.duration.WithLabelValues("ok").Observe(elapsed)
-	s.m.requests.WithLabelValues("ok").Inc()
-	outs := make([]itemOutcome, len(chunk))
-	for k, m := range resp.Items {
-		var it *elastic.BulkResponseItem
-		for _, v := range m {
-			it = v
-		}
-		outs[k] = classify(it, work[chunk[k]].Create)
-	}
-	return outs, nil
+	s.m.duration.WithLabelValues(result).Observe(elapsed)
+	s.m.requests.WithLabelValues(result).Inc()
+	return resp, err
 }
 
-func classify(it *elastic.BulkResponseItem, create bool) itemOutcome {
+// verdict says why an item without a final result was not confirmed.
+type verdict struct {
+	retry   string // the retries_total reason
+	blocked string // a Blocked* reason
+	detail  string
+}
+
+// dataStreamOnlyCreate is Elasticsearch's answer to an index op into a data
+// stream (7.9 and later, OpenSearch 1 and 2).
+const dataStreamOnlyCreate = "only write ops with an op_type of create are allowed in data streams"
+
+// classify says what one item's answer means.
+func classify(it *elastic.BulkResponseItem, create bool) (Result, verdict) {
 	if it == nil {
-		return itemOutcome{kind: retry, reason: "item_5xx"}
+		return Result{}, verdict{retry: "item_5xx"}
 	}
+	var errType, errReason string
+	if it.Error != nil {
+		errType, errReason = it.Error.Type, it.Error.Reason
+	}
+	detail := func() string { return itemDetail(it) }
 	switch st := it.Status; {
 	case st >= 200 && st < 300:
-		return itemOutcome{kind: confirmed}
+		return Result{Status: Indexed}, verdict{}
 	case st == http.StatusConflict && create:
-		return itemOutcome{kind: confirmed} // written by an earlier attempt
+		return Result{Status: Existed}, verdict{}
 	case st == http.StatusTooManyRequests:
-		return itemOutcome{kind: retry, reason: "item_429"}
+		return Result{}, verdict{retry: "item_429"}
 	case st >= 500 || st == 0:
-		return itemOutcome{kind: retry, reason: "item_5xx"}
+		return Result{}, verdict{retry: "item_5xx"}
+	case st == http.StatusUnauthorized:
+		return Result{}, verdict{blocked: BlockedUnauthorized, detail: detail()}
+	case st == http.StatusForbidden && errType == "cluster_block_exception":
+		// A write block (read-only index, disk watermark): lifted by the
+		// cluster, not by this document.
+		return Result{}, verdict{retry: "item_blocked_index"}
+	case st == http.StatusForbidden:
+		return Result{}, verdict{blocked: BlockedForbidden, detail: detail()}
+	case st == http.StatusNotFound || errType == "index_not_found_exception":
+		return Result{}, verdict{blocked: BlockedIndexNotFound, detail: detail()}
+	case strings.Contains(errReason, dataStreamOnlyCreate):
+		return Result{}, verdict{blocked: BlockedDataStreamMismatch, detail: detail()}
+	case st == http.StatusRequestEntityTooLarge:
+		return Result{Status: Rejected, Reason: "too_large", Detail: detail()}, verdict{}
 	}
-	reason, detail := "rejected", fmt.Sprintf("Elasticsearch answered %d", it.Status)
+	reason := "rejected"
+	if reasonRe.MatchString(errType) {
+		reason = errType
+	}
+	return Result{Status: Rejected, Reason: reason, Detail: detail()}, verdict{}
+}
+
+var reasonRe = regexp.MustCompile(`^[a-z_]{1,64}$`)
+
+// maxDetail bounds a rejection's detail.
+const maxDetail = 2048
+
+func itemDetail(it *elastic.BulkResponseItem) string {
+	detail := fmt.Sprintf("Elasticsearch answered %d", it.Status)
 	if e := it.Error; e != nil {
-		if reasonRe.MatchString(e.Type) {
-			reason = e.Type
-		}
 		detail = fmt.Sprintf("Elasticsearch answered %d %s: %s", it.Status, e.Type, e.Reason)
 		if e.CausedBy != nil {
 			if r, ok := e.CausedBy["reason"].(string); ok {
@@ -292,7 +373,7 @@ func classify(it *elastic.BulkResponseItem, create bool) itemOutcome {
 			}
 		}
 	}
-	return itemOutcome{kind: rejected, reason: reason, detail: truncate(detail, 2048)}
+	return truncate(detail, maxDetail)
 }
 
 func truncate(s string, n int) string {

@@ -1,10 +1,10 @@
-// Package essink indexes documents into Elasticsearch with synchronous bulk
-// requests and reads every item of every response, so that the caller knows
-// exactly which writes were confirmed. Failures that can pass (connection
-// errors, timeouts, 429, 5xx) are retried with capped exponential backoff and
-// jitter for as long as it takes; documents Elasticsearch rejects for good
-// (mapping conflicts, bad documents) go to the dead-letter index with the
-// reason. Nothing is confirmed that is not in one index or the other.
+// Package essink indexes what it is given into Elasticsearch with
+// synchronous bulk requests (olivere/elastic's Bulk(), never its
+// BulkProcessor, which cannot say which writes were confirmed) and reads
+// every item of every response, so that the caller knows exactly what became
+// of each document: indexed, there already, or rejected with a reason.
+// Failures that pass are retried for as long as it takes; it builds no
+// documents and dead-letters nothing itself (pkg/document does that).
 package essink
 
 import (
@@ -14,26 +14,24 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/olivere/elastic/v7"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/streambudget/streambudget/pkg/budget"
 	"github.com/streambudget/streambudget/pkg/metrics"
 )
 
 // Options configure a Sink.
 type Options struct {
-	URLs            []string
-	DeadLetterIndex string // pattern, formatted with the time of the dead letter
-	Team, Stream    string
+	URLs         []string
+	Team, Stream string // the metrics' labels
 
 	// Credentials, from the environment, never from the budget file.
 	Username, Password string
@@ -48,11 +46,12 @@ type Options struct {
 	RequestTimeout     time.Duration // default 30s
 	MinBackoff         time.Duration // default 100ms
 	MaxBackoff         time.Duration // default 30s
+	// BlockedRetry is the least wait between attempts while the sink is
+	// blocked (401, 403, 404, a data-stream mismatch); default 10s.
+	BlockedRetry time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 	// HTTPClient replaces the client built from the TLS options (tests).
 	HTTPClient *http.Client
 }
@@ -60,13 +59,16 @@ type Options struct {
 // Sink writes documents with synchronous bulk requests. It is safe for
 // concurrent use: each shard calls Index from its own goroutine.
 type Sink struct {
-	client   *elastic.Client
-	opts     Options
-	dlIndex  *budget.IndexPattern
-	log      *slog.Logger
-	now      func() time.Time
-	m        sinkMetrics
-	lastPing time.Time
+	client *elastic.Client
+	opts   Options
+	log    *slog.Logger
+	bo     *elastic.ExponentialBackoff
+	m      sinkMetrics
+
+	mu      sync.Mutex
+	blocked string // the current Blocked* reason, "" when not blocked
+	// recovered gets a value when the sink stops being blocked.
+	recovered chan struct{}
 }
 
 type sinkMetrics struct {
@@ -75,6 +77,7 @@ type sinkMetrics struct {
 	retries      *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	requests     *prometheus.CounterVec
+	blocked      *prometheus.GaugeVec
 }
 
 // New builds a sink. It does not contact Elasticsearch.
@@ -103,15 +106,12 @@ func New(opts Options) (*Sink, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	dl, err := budget.ParseIndexPattern(opts.DeadLetterIndex)
-	if err != nil {
-		return nil, fmt.Errorf("dead-letter index: %w", err)
+	if opts.BlockedRetry <= 0 {
+		opts.BlockedRetry = 10 * time.Second
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
+		var err error
 		hc, err = httpClient(opts)
 		if err != nil {
 			return nil, err
@@ -136,7 +136,8 @@ func New(opts Options) (*Sink, error) {
 	}
 	labels := prometheus.Labels{"team": opts.Team, "stream": opts.Stream}
 	f := promauto.With(opts.Registerer)
-	s := &Sink{client: client, opts: opts, dlIndex: dl, log: opts.Logger, now: opts.Now}
+	s := &Sink{client: client, opts: opts, log: opts.Logger, bo: elastic.NewExponentialBackoff(opts.MinBackoff, opts.MaxBackoff),
+		recovered: make(chan struct{}, 1)}
 	s.m = sinkMetrics{
 		indexed: f.NewCounter(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "sink", Name: "indexed_total", ConstLabels: labels,
@@ -148,7 +149,7 @@ func New(opts Options) (*Sink, error) {
 		}, []string{"reason"}),
 		retries: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "sink", Name: "retries_total", ConstLabels: labels,
-			Help: "Bulk requests or items sent again, by reason (request_error, item_429, item_5xx, dead_letter_rejected).",
+			Help: "Bulk requests or items sent again, by reason (request_error, request_429, request_split, item_429, item_5xx, item_blocked_index, blocked).",
 		}, []string{"reason"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metrics.Namespace, Subsystem: "sink", Name: "bulk_request_duration_seconds", ConstLabels: labels,
@@ -159,6 +160,13 @@ func New(opts Options) (*Sink, error) {
 			Namespace: metrics.Namespace, Subsystem: "sink", Name: "bulk_requests_total", ConstLabels: labels,
 			Help: "Bulk requests sent, by result (ok or error).",
 		}, []string{"result"}),
+		blocked: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: metrics.Namespace, Subsystem: "sink", Name: "blocked", ConstLabels: labels,
+			Help: "1 for the reason Elasticsearch refuses every write now (unauthorized, forbidden, index_not_found, data_stream_mismatch): no retry of one document fixes it, nothing is dead-lettered; 0 otherwise.",
+		}, []string{"reason"}),
+	}
+	for _, r := range BlockedReasons {
+		s.m.blocked.WithLabelValues(r).Set(0)
 	}
 	return s, nil
 }
@@ -202,14 +210,43 @@ func (s *Sink) Ping(ctx context.Context) error {
 	return nil
 }
 
-// backoff returns the wait before attempt n (1-based): exponential from
-// MinBackoff, capped at MaxBackoff, with full jitter in the upper half.
-func (s *Sink) backoff(n int) time.Duration {
-	d := s.opts.MinBackoff << min(n-1, 20)
-	if d <= 0 || d > s.opts.MaxBackoff {
-		d = s.opts.MaxBackoff
+// Blocked is the reason Elasticsearch refuses every write now, or "".
+func (s *Sink) Blocked() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blocked
+}
+
+// Recovered receives a value each time the sink stops being blocked (at
+// most one waits), so that the caller can check the cluster again.
+func (s *Sink) Recovered() <-chan struct{} { return s.recovered }
+
+// setBlocked records the blocked reason ("" when writes go through again)
+// and reports whether it changed.
+func (s *Sink) setBlocked(reason string) bool {
+	s.mu.Lock()
+	prev := s.blocked
+	if prev == reason {
+		s.mu.Unlock()
+		return false
 	}
-	return d/2 + rand.N(d/2+1)
+	s.blocked = reason
+	s.mu.Unlock()
+	for _, r := range BlockedReasons {
+		v := 0.0
+		if r == reason {
+			v = 1
+		}
+		s.m.blocked.WithLabelValues(r).Set(v)
+	}
+	if reason == "" {
+		s.log.Info("Elasticsearch accepts writes again", "was", prev)
+		select {
+		case s.recovered <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -73,15 +73,14 @@ func bulkBody(items ...string) string {
 	return `{"took":1,"errors":true,"items":[` + strings.Join(items, ",") + `]}`
 }
 
-func newTestSink(t *testing.T, es *fakeES) (*Sink, *prometheus.Registry) {
+func newTestSink(t *testing.T, es http.Handler) (*Sink, *prometheus.Registry) {
 	t.Helper()
 	srv := httptest.NewServer(es)
 	t.Cleanup(srv.Close)
 	reg := prometheus.NewRegistry()
 	s, err := New(Options{
-		URLs: []string{srv.URL}, DeadLetterIndex: "deadletter-t", Team: "t", Stream: "s",
-		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Registerer: reg,
-		Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) },
+		URLs: []string{srv.URL}, Team: "t", Stream: "s",
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, BlockedRetry: 5 * time.Millisecond, Registerer: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -92,9 +91,20 @@ func newTestSink(t *testing.T, es *fakeES) (*Sink, *prometheus.Registry) {
 func items(n int) []Item {
 	out := make([]Item, n)
 	for i := range out {
-		out[i] = Item{Index: "logs-t", ID: fmt.Sprintf("id-%d", i), Source: []byte(fmt.Sprintf(`{"n":%d}`, i)), At: &Coordinates{ShardID: "shard-1", SequenceNumber: fmt.Sprint(100 + i)}}
+		out[i] = Item{Index: "logs-t", ID: fmt.Sprintf("id-%d", i), Source: []byte(fmt.Sprintf(`{"n":%d}`, i))}
 	}
 	return out
+}
+
+func statuses(rs []Result) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Status.String()
+		if r.Reason != "" {
+			out[i] += ":" + r.Reason
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func TestIndexItemResults(t *testing.T) {
@@ -103,7 +113,7 @@ func TestIndexItemResults(t *testing.T) {
 		create     bool
 		answer     func(call int, a []map[string]map[string]string, s []string) (int, string)
 		wantCalls  int
-		wantDL     map[string]float64
+		want       string
 		wantRetry  map[string]float64
 		wantSource []string // sources of the last call
 	}{
@@ -112,7 +122,7 @@ func TestIndexItemResults(t *testing.T) {
 			answer: func(int, []map[string]map[string]string, []string) (int, string) {
 				return 200, bulkBody(item("index", 201, ""), item("index", 200, ""), item("index", 201, ""))
 			},
-			wantCalls: 1,
+			wantCalls: 1, want: "indexed indexed indexed",
 		},
 		{
 			name: "a 429 item is sent again, alone",
@@ -122,20 +132,14 @@ func TestIndexItemResults(t *testing.T) {
 				}
 				return 200, bulkBody(item("index", 201, ""))
 			},
-			wantCalls: 2, wantRetry: map[string]float64{"item_429": 1}, wantSource: []string{`{"n":1}`},
+			wantCalls: 2, want: "indexed indexed indexed", wantRetry: map[string]float64{"item_429": 1}, wantSource: []string{`{"n":1}`},
 		},
 		{
-			name: "a mapping conflict goes to the dead-letter index",
+			name: "a mapping conflict is the document's: rejected with its reason",
 			answer: func(call int, a []map[string]map[string]string, s []string) (int, string) {
-				if call == 1 {
-					return 200, bulkBody(item("index", 201, ""), item("index", 400, "mapper_parsing_exception"), item("index", 201, ""))
-				}
-				if got := a[0]["index"]["_index"]; got != "deadletter-t" {
-					return 200, bulkBody(item("index", 400, "wrong_index"))
-				}
-				return 200, bulkBody(item("index", 201, ""))
+				return 200, bulkBody(item("index", 201, ""), item("index", 400, "mapper_parsing_exception"), item("index", 201, ""))
 			},
-			wantCalls: 2, wantDL: map[string]float64{"mapper_parsing_exception": 1},
+			wantCalls: 1, want: "indexed rejected:mapper_parsing_exception indexed",
 		},
 		{
 			name:   "a 409 on create is a replay already indexed",
@@ -143,7 +147,7 @@ func TestIndexItemResults(t *testing.T) {
 			answer: func(int, []map[string]map[string]string, []string) (int, string) {
 				return 200, bulkBody(item("create", 201, ""), item("create", 409, "version_conflict_engine_exception"), item("create", 201, ""))
 			},
-			wantCalls: 1,
+			wantCalls: 1, want: "indexed existed indexed",
 		},
 		{
 			name: "a request-level 503 is retried whole",
@@ -153,7 +157,7 @@ func TestIndexItemResults(t *testing.T) {
 				}
 				return 200, bulkBody(item("index", 201, ""), item("index", 201, ""), item("index", 201, ""))
 			},
-			wantCalls: 3, wantRetry: map[string]float64{"request_error": 2},
+			wantCalls: 3, want: "indexed indexed indexed", wantRetry: map[string]float64{"request_error": 2},
 		},
 		{
 			name: "a response missing items is not a confirmation",
@@ -163,7 +167,7 @@ func TestIndexItemResults(t *testing.T) {
 				}
 				return 200, bulkBody(item("index", 201, ""), item("index", 201, ""), item("index", 201, ""))
 			},
-			wantCalls: 2, wantRetry: map[string]float64{"request_error": 1},
+			wantCalls: 2, want: "indexed indexed indexed", wantRetry: map[string]float64{"request_error": 1},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,27 +176,20 @@ func TestIndexItemResults(t *testing.T) {
 				lastSources = s
 				return tc.answer(call, a, s)
 			}}
-			s, reg := newTestSink(t, es)
+			s, _ := newTestSink(t, es)
 			its := items(3)
 			for i := range its {
 				its[i].Create = tc.create
 			}
-			done := make([]bool, 3)
-			if err := s.Index(context.Background(), its, done); err != nil {
+			results := make([]Result, 3)
+			if err := s.Index(context.Background(), its, results); err != nil {
 				t.Fatal(err)
 			}
-			for i, d := range done {
-				if !d {
-					t.Errorf("item %d not confirmed", i)
-				}
+			if got := statuses(results); got != tc.want {
+				t.Errorf("results %s, want %s", got, tc.want)
 			}
 			if es.calls != tc.wantCalls {
 				t.Errorf("got %d bulk calls, want %d", es.calls, tc.wantCalls)
-			}
-			for reason, want := range tc.wantDL {
-				if got := testutil.ToFloat64(s.m.deadLettered.WithLabelValues(reason)); got != want {
-					t.Errorf("dead letters %s = %v, want %v", reason, got, want)
-				}
 			}
 			for reason, want := range tc.wantRetry {
 				if got := testutil.ToFloat64(s.m.retries.WithLabelValues(reason)); got != want {
@@ -202,7 +199,6 @@ func TestIndexItemResults(t *testing.T) {
 			if tc.wantSource != nil && strings.Join(lastSources, "|") != strings.Join(tc.wantSource, "|") {
 				t.Errorf("last call sent %q, want %q", lastSources, tc.wantSource)
 			}
-			_ = reg
 		})
 	}
 }
@@ -218,47 +214,13 @@ func TestIndexStopsOnContextAndReportsProgress(t *testing.T) {
 	s, _ := newTestSink(t, es)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	done := make([]bool, 2)
-	err := s.Index(ctx, items(2), done)
+	results := make([]Result, 2)
+	err := s.Index(ctx, items(2), results)
 	if err == nil {
 		t.Fatal("got nil, want the context's error")
 	}
-	if !done[0] || done[1] {
-		t.Errorf("confirmed = %v, want [true false]", done)
-	}
-}
-
-func TestDeadLetterDocument(t *testing.T) {
-	s, _ := newTestSink(t, &fakeES{})
-	at := &Coordinates{ShardID: "shardId-1", SequenceNumber: "42", SubSequence: 2, PartitionKey: "k", Arrival: time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)}
-	for _, tc := range []struct {
-		name string
-		raw  []byte
-		want map[string]any
-	}{
-		{"text", []byte("not json {"), map[string]any{"raw_encoding": "utf-8", "raw": "not json {"}},
-		{"binary", []byte{0x1f, 0x8b, 0xff}, map[string]any{"raw_encoding": "base64", "raw": "H4v/"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			it := s.DeadLetter(at, "id", "invalid_json", "unexpected end", tc.raw, "logs-t")
-			if it.Index != "deadletter-t" || it.Reason != "invalid_json" {
-				t.Errorf("got index %q reason %q, want deadletter-t invalid_json", it.Index, it.Reason)
-			}
-			var doc map[string]any
-			if err := json.Unmarshal(it.Source, &doc); err != nil {
-				t.Fatalf("dead letter is not JSON: %v: %s", err, it.Source)
-			}
-			dl := doc["deadletter"].(map[string]any)
-			for k, want := range tc.want {
-				if dl[k] != want {
-					t.Errorf("deadletter.%s = %v, want %v", k, dl[k], want)
-				}
-			}
-			k := doc["kinesis"].(map[string]any)
-			if k["sequence_number"] != "42" || k["sub_sequence"] != float64(2) || k["shard_id"] != "shardId-1" {
-				t.Errorf("kinesis = %v, want the record's coordinates", k)
-			}
-		})
+	if got := statuses(results); got != "indexed pending" {
+		t.Errorf("results %s, want indexed pending", got)
 	}
 }
 
@@ -274,8 +236,8 @@ func TestChunking(t *testing.T) {
 	}}
 	s, _ := newTestSink(t, es)
 	s.opts.MaxDocsPerRequest = 4
-	done := make([]bool, 10)
-	if err := s.Index(context.Background(), items(10), done); err != nil {
+	results := make([]Result, 10)
+	if err := s.Index(context.Background(), items(10), results); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(sizes) != "[4 4 2]" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"strings"
 
 	"github.com/streambudget/streambudget/pkg/budget"
 )
@@ -43,8 +44,11 @@ type span struct{ start, end int }
 // candidate reports whether the raw JSON value v may hold a match. A \u
 // escape can hide any character, so a value with one is always a candidate.
 func (p patterns) candidate(v []byte) bool {
+	if len(v) > 0 && (v[0] == '-' || isDigit(v[0])) {
+		return p&patCreditCard != 0 && hasDigitRun(v) // a card number written as a number
+	}
 	if len(v) == 0 || v[0] != '"' && v[0] != '{' && v[0] != '[' {
-		return false // numbers, booleans and null hold no string
+		return false // booleans and null hold no string
 	}
 	at, backslash := scanAtBackslash(v)
 	return p&patEmail != 0 && at ||
@@ -52,6 +56,15 @@ func (p patterns) candidate(v []byte) bool {
 		p&patBearerToken != 0 && hasBearer(v) ||
 		p&patCreditCard != 0 && hasDigitRun(v) ||
 		backslash && bytes.Contains(v, []byte(`\u`))
+}
+
+// keyCandidate reports whether a top-level key (unescaped) may hold a
+// match.
+func (p patterns) keyCandidate(k string) bool {
+	return p&patEmail != 0 && strings.IndexByte(k, '@') >= 0 ||
+		p&patAWSAccessKey != 0 && hasAWSPrefix([]byte(k)) ||
+		p&patBearerToken != 0 && hasBearer([]byte(k)) ||
+		p&patCreditCard != 0 && hasDigitRun([]byte(k))
 }
 
 // scanAtBackslash reports whether b holds an '@' and a backslash, in one

@@ -15,66 +15,165 @@ const redactedText = "[REDACTED]"
 // redact applies the field and pattern redactions to doc in place.
 func (s *Set) redact(doc *decode.Doc, sc *scratch) {
 	for _, path := range s.fields {
-		redactField(doc, path)
+		redactField(doc, path, sc)
 	}
 	if s.patterns == 0 {
 		return
 	}
 	for i := range doc.Fields {
-		v := doc.Fields[i].Value
-		if !s.patterns.candidate(v) {
+		f := &doc.Fields[i]
+		if s.patterns.keyCandidate(f.Key) {
+			sc.spans = s.patterns.find([]byte(f.Key), sc.spans[:0])
+			if len(sc.spans) > 0 {
+				f.Key = string(appendRedacted(nil, []byte(f.Key), sc.spans))
+			}
+		}
+		if !s.patterns.candidate(f.Value) {
 			continue
 		}
-		if out, ok := s.redactStrings(v, sc); ok {
-			doc.Fields[i].Value = out
+		if out, ok := s.redactStrings(f.Value, sc); ok {
+			f.Value = out
 		}
 	}
 }
 
-// redactField replaces the value at path (a top-level key, else a dotted
-// path into nested objects) with "[REDACTED]".
-func redactField(doc *decode.Doc, path string) {
+// HasFieldRules reports whether the set redacts fields by name: such rules
+// need a decoded document, so raw bytes cannot be redacted with them.
+func (s *Set) HasFieldRules() bool { return len(s.fields) > 0 }
+
+// redactField replaces with "[REDACTED]" every value at path: a top-level
+// key, or a dotted path that reaches into nested objects, where any key on
+// the way may itself hold dots, arrays are crossed (as Elasticsearch's field
+// paths cross them), and every member of a key given more than once is
+// redacted, not only the first.
+func redactField(doc *decode.Doc, path string, sc *scratch) {
 	for i := range doc.Fields {
-		if doc.Fields[i].Key == path {
-			doc.Fields[i].Value = redacted
-			return
+		f := &doc.Fields[i]
+		if f.Key == path {
+			f.Value = redacted
+			continue
 		}
-	}
-	for i := range doc.Fields {
-		k := doc.Fields[i].Key
-		if n := len(k); len(path) > n && path[n] == '.' && path[:n] == k {
-			v := doc.Fields[i].Value
-			if start, end, ok := find(v, path[n+1:]); ok {
-				out := make([]byte, 0, len(v)-(end-start)+len(redacted))
-				out = append(out, v[:start]...)
-				out = append(out, redacted...)
-				doc.Fields[i].Value = append(out, v[end:]...)
-				return
+		if n := len(f.Key); len(path) > n && path[n] == '.' && path[:n] == f.Key {
+			sc.fieldSpans = collectPath(f.Value, 0, path[n+1:], sc.fieldSpans[:0])
+			if len(sc.fieldSpans) > 0 {
+				f.Value = splice(f.Value, sc.fieldSpans)
 			}
 		}
 	}
 }
 
-// redactStrings replaces the pattern matches in every string value (not
-// key) of the raw JSON value v. It returns a new value, or false and no
-// allocation when nothing matched.
+// collectPath appends the spans of every value at path inside the raw JSON
+// value v (which starts at offset base of the whole value).
+func collectPath(v []byte, base int, path string, spans []span) []span {
+	i := skipSpace(v, 0)
+	if i >= len(v) {
+		return spans
+	}
+	switch v[i] {
+	case '[':
+		for i = skipSpace(v, i+1); i < len(v) && v[i] != ']'; {
+			end := valueEnd(v, i)
+			if end <= i {
+				return spans
+			}
+			spans = collectPath(v[i:end], base+i, path, spans)
+			i = skipSpace(v, end)
+			if i < len(v) && v[i] == ',' {
+				i = skipSpace(v, i+1)
+			}
+		}
+	case '{':
+		var tmp [64]byte
+		for i = skipSpace(v, i+1); i < len(v) && v[i] == '"'; {
+			kEnd := stringEnd(v, i)
+			if kEnd > len(v) {
+				return spans
+			}
+			key := v[i+1 : kEnd-1]
+			if bytes.IndexByte(key, '\\') >= 0 {
+				key, _ = decode.AppendText(tmp[:0], v[i:kEnd])
+			}
+			i = skipSpace(v, kEnd)
+			if i >= len(v) || v[i] != ':' {
+				return spans
+			}
+			vStart := skipSpace(v, i+1)
+			vEnd := valueEnd(v, vStart)
+			if vEnd <= vStart {
+				return spans
+			}
+			switch n := len(key); {
+			case string(key) == path:
+				spans = append(spans, span{base + vStart, base + vEnd})
+			case len(path) > n && path[n] == '.' && path[:n] == string(key):
+				spans = collectPath(v[vStart:vEnd], base+vStart, path[n+1:], spans)
+			}
+			i = skipSpace(v, vEnd)
+			if i < len(v) && v[i] == ',' {
+				i = skipSpace(v, i+1)
+			}
+		}
+	}
+	return spans
+}
+
+// splice returns v with every span (sorted, not overlapping) replaced by
+// "[REDACTED]".
+func splice(v []byte, spans []span) []byte {
+	out := make([]byte, 0, len(v)+len(spans)*len(redacted))
+	prev := 0
+	for _, sp := range spans {
+		if sp.start < prev {
+			continue
+		}
+		out = append(out, v[prev:sp.start]...)
+		out = append(out, redacted...)
+		prev = sp.end
+	}
+	return append(out, v[prev:]...)
+}
+
+// redactStrings replaces the pattern matches in every string of the raw
+// JSON value v, keys included, and the card numbers written as JSON numbers
+// (which become the string "[REDACTED]"). It returns a new value, or false
+// and no allocation when nothing matched.
 func (s *Set) redactStrings(v []byte, sc *scratch) ([]byte, bool) {
 	var out []byte
 	last := 0
-	for i := 0; i < len(v); {
-		q := bytes.IndexByte(v[i:], '"')
-		if q < 0 {
-			break
+	emit := func(start, end int, repl []byte) {
+		if out == nil {
+			out = make([]byte, 0, len(v)+len(redactedText))
 		}
-		start := i + q
+		out = append(out, v[last:start]...)
+		out = append(out, repl...)
+		last = end
+	}
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c == '-' || isDigit(c) {
+			end := i
+			for end < len(v) && (isDigit(v[end]) || v[end] == '-' || v[end] == '+' || v[end] == '.' || v[end] == 'e' || v[end] == 'E') {
+				end++
+			}
+			if s.patterns&patCreditCard != 0 && end-i >= 13 {
+				sc.spans = findCards(v[i:end], sc.spans[:0])
+				if len(sc.spans) > 0 {
+					emit(i, end, redacted)
+				}
+			}
+			i = end
+			continue
+		}
+		if c != '"' {
+			i++
+			continue
+		}
+		start := i
 		end := stringEnd(v, start)
 		if end > len(v) || end-start < 2 {
 			break
 		}
 		i = end
-		if k := skipSpace(v, end); k < len(v) && v[k] == ':' {
-			continue // a key
-		}
 		text, ok := textOf(v[start:end], sc)
 		if !ok {
 			continue
@@ -83,13 +182,8 @@ func (s *Set) redactStrings(v []byte, sc *scratch) ([]byte, bool) {
 		if len(sc.spans) == 0 {
 			continue
 		}
-		if out == nil {
-			out = make([]byte, 0, len(v)+len(redactedText))
-		}
-		out = append(out, v[last:start]...)
 		sc.out = appendRedacted(sc.out[:0], text, sc.spans)
-		out = decode.AppendString(out, string(sc.out))
-		last = end
+		emit(start, end, decode.AppendString(nil, string(sc.out)))
 	}
 	if out == nil {
 		return v, false

@@ -108,9 +108,10 @@ func (s *Set) RuleNames() []string { return append([]string(nil), s.names...) }
 
 // scratch is per-call working memory, pooled so that shards share no state.
 type scratch struct {
-	text  []byte // a field's unescaped text
-	spans []span
-	out   []byte
+	text       []byte // a field's unescaped text
+	spans      []span
+	fieldSpans []span
+	out        []byte
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

@@ -42,6 +42,7 @@ const (
 // Packages and benchmarks the figures come from.
 const (
 	consumerPkg = "/pkg/consumer"
+	documentPkg = "/pkg/document"
 	decodePkg   = "/pkg/decode"
 	rulesPkg    = "/pkg/rules"
 	accuracy    = "BenchmarkBudgetAccuracy/"
@@ -62,12 +63,12 @@ func Derive(bs []Benchmark) []Figure {
 	}
 	add := func(f Figure) { figs = append(figs, f) }
 
-	jsonNs, okJSON := get(consumerPkg, "BenchmarkPipelineJSON", "ns/record")
+	jsonNs, okJSON := get(documentPkg, "BenchmarkPipelineJSON", "ns/record")
 	if okJSON {
 		add(atLeast("pipeline, JSON lines of 512 B", 1e9/jsonNs, "records/s per core", TargetJSONRecordsPerSecond,
 			"decode, drop rules, redaction, bulk body"))
 	}
-	naiveNs, okNaive := get(consumerPkg, "BenchmarkNaiveJSON", "ns/record")
+	naiveNs, okNaive := get(documentPkg, "BenchmarkNaiveJSON", "ns/record")
 	if okJSON && okNaive {
 		add(atLeast("pipeline, JSON vs naive encoding/json", naiveNs/jsonNs, "x", TargetNaiveRatio,
 			fmt.Sprintf("naive: %s records/s per core, same lines, same run", group(1e9/naiveNs))))
@@ -78,16 +79,22 @@ func Derive(bs []Benchmark) []Figure {
 		{"pipeline, plain text of 512 B", "BenchmarkPipelineText", "record"},
 	} {
 		if c.bench != "BenchmarkPipelineJSON" {
-			if ns, ok := get(consumerPkg, c.bench, "ns/"+c.unit); ok {
+			if ns, ok := get(documentPkg, c.bench, "ns/"+c.unit); ok {
 				add(info(c.name, 1e9/ns, c.unit+"s/s per core", ""))
 			}
 		}
-		if v, ok := get(consumerPkg, c.bench, "allocs/"+c.unit); ok {
+		if v, ok := get(documentPkg, c.bench, "allocs/"+c.unit); ok {
 			add(info(c.name, v, "allocs/"+c.unit, ""))
 		}
-		if v, ok := get(consumerPkg, c.bench, "B/"+c.unit); ok {
+		if v, ok := get(documentPkg, c.bench, "B/"+c.unit); ok {
 			add(info(c.name, v, "B/"+c.unit, ""))
 		}
+	}
+	if peak, ok := get(documentPkg, "BenchmarkBatchMemory", "peak-MiB"); ok {
+		bound, _ := get(documentPkg, "BenchmarkBatchMemory", "bound-MiB")
+		inflated, _ := get(documentPkg, "BenchmarkBatchMemory", "inflated-MiB")
+		add(info("one shard's batch: 10 MB of gzip inflating to 16 MiB each, peak heap", peak, "MiB",
+			fmt.Sprintf("%.0f MiB of documents, indexed in chunks; the bound per shard is %.0f MiB (pkg/document.MaxShardBytes)", inflated, bound)))
 	}
 	if ns, ok := get(decodePkg, "BenchmarkDecodeJSON", "ns/op"); ok {
 		add(info("decode only, JSON line of 512 B", 1e9/ns, "records/s per core", "pkg/decode"))

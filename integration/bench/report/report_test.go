@@ -9,11 +9,17 @@ import (
 
 const sample = `goos: linux
 goarch: amd64
-pkg: github.com/streambudget/streambudget/pkg/consumer
+pkg: github.com/streambudget/streambudget/pkg/document
 cpu: Intel(R) Xeon(R) Processor @ 2.80GHz
 BenchmarkPipelineJSON-2         	     633	   2009750 ns/op	 125.82 MB/s	       221.0 B/record	         5.780 allocs/record	      4020 ns/record	    248787 records/s	  110486 B/op	    2890 allocs/op
 BenchmarkNaiveJSON-2            	      14	  34115758 ns/op	   7.41 MB/s	      7787 B/record	       151.2 allocs/record	     68232 ns/record	     14656 records/s	 3893678 B/op	   75593 allocs/op
 BenchmarkPipelineCloudWatch-2   	       2	 306322172 ns/op	   7.38 MB/s	       244.3 B/event	         5.178 allocs/event	     81613 events/s	     12253 ns/event	 6107648 B/op	  129444 allocs/op
+PASS
+ok  	github.com/streambudget/streambudget/pkg/document	3.550s
+goos: linux
+goarch: amd64
+pkg: github.com/streambudget/streambudget/pkg/consumer
+cpu: Intel(R) Xeon(R) Processor @ 2.80GHz
 BenchmarkBudgetAccuracy/shards=1/budget=100-2         	       1	     75070 ns/op	         1.000 configured-ratio	         1.000 max-ratio	         1.000 min-ratio
 BenchmarkBudgetAccuracy/shards=8/budget=100-2         	       1	    837990 ns/op	         0.9600 configured-ratio	         0.9600 max-ratio	         0.9600 min-ratio
 BenchmarkBudgetAccuracy/shards=8/budget=1000-2        	       1	    871718 ns/op	         1.009 aligned-max-ratio	         0.9754 aligned-min-ratio	         1.000 configured-ratio	         1.005 max-ratio	         0.9950 min-ratio
@@ -51,10 +57,10 @@ func TestParse(t *testing.T) {
 		unit       string
 		value      float64
 	}{
-		{0, "github.com/streambudget/streambudget/pkg/consumer", "BenchmarkPipelineJSON", 2, 633, "ns/op", 2009750},
-		{0, "github.com/streambudget/streambudget/pkg/consumer", "BenchmarkPipelineJSON", 2, 633, "allocs/record", 5.78},
-		{0, "github.com/streambudget/streambudget/pkg/consumer", "BenchmarkPipelineJSON", 2, 633, "B/op", 110486},
-		{0, "github.com/streambudget/streambudget/pkg/consumer", "BenchmarkPipelineJSON", 2, 633, "MB/s", 125.82},
+		{0, "github.com/streambudget/streambudget/pkg/document", "BenchmarkPipelineJSON", 2, 633, "ns/op", 2009750},
+		{0, "github.com/streambudget/streambudget/pkg/document", "BenchmarkPipelineJSON", 2, 633, "allocs/record", 5.78},
+		{0, "github.com/streambudget/streambudget/pkg/document", "BenchmarkPipelineJSON", 2, 633, "B/op", 110486},
+		{0, "github.com/streambudget/streambudget/pkg/document", "BenchmarkPipelineJSON", 2, 633, "MB/s", 125.82},
 		{4, "github.com/streambudget/streambudget/pkg/consumer", "BenchmarkBudgetAccuracy/shards=8/budget=100", 2, 1, "min-ratio", 0.96},
 		{6, "github.com/streambudget/streambudget/pkg/decode", "BenchmarkDecodeJSON", 2, 305287, "allocs/op", 0},
 		{7, "github.com/streambudget/streambudget/pkg/decode", "BenchmarkNaiveJSON", 1, 50000, "ns/op", 20000},

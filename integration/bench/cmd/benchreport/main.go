@@ -27,7 +27,7 @@ import (
 	"github.com/streambudget/streambudget/integration/bench/report"
 )
 
-var defaultPackages = []string{"./pkg/consumer", "./pkg/decode", "./pkg/rules"}
+var defaultPackages = []string{"./pkg/consumer", "./pkg/document", "./pkg/kinesis", "./pkg/decode", "./pkg/rules"}
 
 func main() {
 	var o options
@@ -74,15 +74,19 @@ func run(o options, stdout, stderr io.Writer) (int, error) {
 	var raw bytes.Buffer
 	speed := []string{"test", "-run=NONE", "-bench=" + o.bench, "-benchmem", "-count=1", "-benchtime=" + o.benchtime}
 	if o.accuracy {
-		speed = append(speed, "-skip=BudgetAccuracy")
+		speed = append(speed, "-skip=BudgetAccuracy|BatchMemory")
 	}
 	if err := goTest(o.goCmd, root, append(speed, o.packages...), &raw, stderr); err != nil {
 		return 0, err
 	}
 	if o.accuracy {
-		args := []string{"test", "-run=NONE", "-bench=^BenchmarkBudgetAccuracy$", "-count=1", "-benchtime=1x", "./pkg/consumer"}
-		if err := goTest(o.goCmd, root, args, &raw, stderr); err != nil {
-			return 0, err
+		for _, args := range [][]string{
+			{"test", "-run=NONE", "-bench=^BenchmarkBudgetAccuracy$", "-count=1", "-benchtime=1x", "./pkg/consumer"},
+			{"test", "-run=NONE", "-bench=^BenchmarkBatchMemory$", "-count=1", "-benchtime=1x", "./pkg/document"},
+		} {
+			if err := goTest(o.goCmd, root, args, &raw, stderr); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if err := os.MkdirAll(benchDir, 0o755); err != nil {

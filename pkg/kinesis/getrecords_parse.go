@@ -1,4 +1,4 @@
-package consumer
+package kinesis
 
 import (
 	"encoding/base64"

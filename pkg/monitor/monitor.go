@@ -1,8 +1,14 @@
-package consumer
+// Package monitor measures a team beside the flow of records: the rate at
+// the tip of each owned shard (by probes), the backlog between the read
+// positions and the tips, and the team's snapshot, shared with the team's
+// other pods through their lease-table heartbeats, from which pkg/advice
+// says what to do. It reads figures; it never reads or writes records.
+package monitor
 
 import (
 	"cmp"
 	"context"
+	"log/slog"
 	"math"
 	"slices"
 	"sort"
@@ -10,12 +16,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streambudget/streambudget/pkg/advice"
+	"github.com/streambudget/streambudget/pkg/budget"
+	"github.com/streambudget/streambudget/pkg/kinesis"
+	"github.com/streambudget/streambudget/pkg/lease"
 	"github.com/streambudget/streambudget/pkg/metrics"
 )
 
@@ -25,7 +35,7 @@ import (
 // never blocking the reads): an AT_TIMESTAMP iterator probeBack seconds back
 // and a GetRecords call (see probeWindow), counting what arrived in a
 // one-second window. The call is one of the shard's five GetRecords a
-// second (shardState.calls), so a processor reading at that limit waits one
+// second (Shard.CallSlot), so a processor reading at that limit waits one
 // call slot more; one reading slower does not wait. A caught-up shard's tip
 // rate is its read rate.
 //
@@ -69,24 +79,163 @@ type tipSample struct {
 	rate, bytes float64
 }
 
+// Shard is what the monitor reads of one owned shard from its reader.
+type Shard struct {
+	ID                    string
+	ReadTotal, BytesTotal int64
+	WaitTotal             time.Duration
+	Lag                   time.Duration
+	LastArrival           time.Time
+	CaughtUp              bool
+	// CallSlot waits for one of the shard's GetRecords calls, shared with
+	// its reader.
+	CallSlot func(context.Context) error
+}
+
+// Prober is what the probes need of a Kinesis client; *kinesis.Client is
+// one.
+type Prober interface {
+	GetShardIterator(ctx context.Context, in *awskinesis.GetShardIteratorInput, optFns ...func(*awskinesis.Options)) (*awskinesis.GetShardIteratorOutput, error)
+	GetRecords(ctx context.Context, in *awskinesis.GetRecordsInput, optFns ...func(*awskinesis.Options)) (*awskinesis.GetRecordsOutput, error)
+}
+
+// StreamView is what the monitor needs of the stream view.
+type StreamView interface {
+	Open() int
+	Retention() time.Duration
+	Stream() kinesis.Stream
+}
+
+// Heartbeats are the team's pods' heartbeats (lease.Manager).
+type Heartbeats interface {
+	Publish(numbers map[string]float64)
+	Team() ([]lease.Heartbeat, int)
+}
+
+// Options configure a Monitor.
+type Options struct {
+	Team, Stream string
+	Worker       string
+	Budget       budget.Budget
+	// Shards returns the shards this pod owns now.
+	Shards     func() []Shard
+	Kinesis    Prober
+	View       StreamView
+	Heartbeats Heartbeats
+	// Allowance, when set, is the team's allowance of a work-conserving
+	// budget (ok false when there is none yet).
+	Allowance func() (allowance float64, ok bool)
+	// ProbeTimeout replaces probeTimeout (tests on a loaded machine).
+	ProbeTimeout time.Duration
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+}
+
+// Monitor measures one pod's shards and computes its team's status.
+type Monitor struct {
+	opts Options
+	log  *slog.Logger
+	tm   teamMetrics
+
+	mu     sync.Mutex
+	tracks map[string]*track
+	team   teamStatus
+}
+
+// New returns a monitor; Run measures until its context ends.
+func New(opts Options) *Monitor {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	return &Monitor{opts: opts, log: opts.Logger, tm: newTeamMetrics(opts.Registerer, opts.Team, opts.Stream), tracks: map[string]*track{}}
+}
+
+// track is what the monitor keeps of one owned shard between rounds.
+type track struct {
+	mu   sync.Mutex
+	cur  Shard
+	tips []tipSample
+	// lastProbe is when the shard was last probed.
+	lastProbe time.Time
+	// the totals at the last measure, for rates
+	prevAt              time.Time
+	prevRead, prevBytes int64
+	prevWait            time.Duration
+	last                figures
+}
+
+// tracks updates the tracks to the shards owned now and returns them.
+func (m *Monitor) current() []*track {
+	shards := m.opts.Shards()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := make(map[string]bool, len(shards))
+	out := make([]*track, 0, len(shards))
+	for _, s := range shards {
+		seen[s.ID] = true
+		t := m.tracks[s.ID]
+		if t == nil {
+			t = &track{}
+			m.tracks[s.ID] = t
+		}
+		t.mu.Lock()
+		t.cur = s
+		t.mu.Unlock()
+		out = append(out, t)
+	}
+	for id := range m.tracks {
+		if !seen[id] {
+			delete(m.tracks, id) // lease gone: its history goes with it
+		}
+	}
+	return out
+}
+
+// ShardFigures are one owned shard's rates and backlog, as of the last
+// measure.
+type ShardFigures struct {
+	Read, Incoming, Backlog float64
+}
+
+// Shard returns the figures of an owned shard (zero before its first
+// measure).
+func (m *Monitor) Shard(id string) ShardFigures {
+	m.mu.Lock()
+	t := m.tracks[id]
+	m.mu.Unlock()
+	if t == nil {
+		return ShardFigures{}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return ShardFigures{Read: t.last.read, Incoming: t.last.incoming, Backlog: t.last.backlog}
+}
+
 // probeWindow measures the records and bytes per second that arrived at the
 // shard in the one-second window starting at from. The first call asks for
 // a little more than the shard's highest rate seen so far, not probeLimit:
 // every record returned is decoded whole (up to 10 MB a call), and most of
 // them lie past the window. When that is not enough to reach the window's
 // end, one more call reads on with probeLimit. Each call takes one of the
-// shard's call slots, which it shares with the processor's reads.
-func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Time) (tipSample, error) {
+// shard's call slots, which it shares with the reader's.
+func (m *Monitor) probeWindow(ctx context.Context, t *track, from time.Time) (tipSample, error) {
+	t.mu.Lock()
+	sh := t.cur
+	t.mu.Unlock()
 	from = from.Truncate(time.Millisecond)
 	to := from.Add(time.Second)
 	s := tipSample{at: from.Add(time.Second / 2)}
-	if err := st.callSlot(ctx); err != nil {
+	if err := sh.CallSlot(ctx); err != nil {
 		return tipSample{}, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, cmp.Or(c.probeTimeout, probeTimeout))
+	pctx, cancel := context.WithTimeout(ctx, cmp.Or(m.opts.ProbeTimeout, probeTimeout))
 	defer cancel()
-	it, err := c.kc.GetShardIterator(pctx, &kinesis.GetShardIteratorInput{
-		StreamName: c.view.streamName(), StreamARN: c.view.streamARN(), ShardId: aws.String(st.id),
+	stream := m.opts.View.Stream()
+	it, err := m.opts.Kinesis.GetShardIterator(pctx, &awskinesis.GetShardIteratorInput{
+		StreamName: stream.NameInput(), StreamARN: stream.ARNInput(), ShardId: aws.String(sh.ID),
 		ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(from),
 	}, noRetry)
 	if err != nil {
@@ -95,10 +244,10 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 		}
 		return tipSample{}, err
 	}
-	iter, limit := it.ShardIterator, st.probeHint()
+	iter, limit := it.ShardIterator, t.probeHint()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, probeCallTimeout)
-		out, err := c.kc.GetRecords(rctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(limit))}, noRetry)
+		out, err := m.opts.Kinesis.GetRecords(rctx, &awskinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(limit))}, noRetry)
 		cancel()
 		if err != nil {
 			return tipSample{}, err
@@ -121,7 +270,7 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 		if !more || limit == probeLimit || out.NextShardIterator == nil {
 			return s, nil
 		}
-		if err := st.callSlot(ctx); err != nil {
+		if err := sh.CallSlot(ctx); err != nil {
 			return tipSample{}, err
 		}
 		iter, limit = out.NextShardIterator, probeLimit
@@ -130,11 +279,11 @@ func (c *Consumer) probeWindow(ctx context.Context, st *shardState, from time.Ti
 
 // noRetry keeps a probe to the calls it took slots for: the SDK would retry
 // a throttled call, and a lost probe costs only one sample.
-func noRetry(o *kinesis.Options) { o.RetryMaxAttempts = 1 }
+func noRetry(o *awskinesis.Options) { o.RetryMaxAttempts = 1 }
 
 // probeHint is the first probe call's limit: a quarter more than the
 // highest rate in the shard's history, or probeLimit when it has none.
-func (s *shardState) probeHint() int {
+func (s *track) probeHint() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.tips) == 0 {
@@ -149,13 +298,13 @@ func (s *shardState) probeHint() int {
 
 // addTip keeps a sample in the shard's bounded history, in time order.
 // Samples before the read position are of no more use but the last one.
-func (s *shardState) addTip(t tipSample) {
+func (s *track) addTip(t tipSample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := sort.Search(len(s.tips), func(i int) bool { return s.tips[i].at.After(t.at) })
 	s.tips = slices.Insert(s.tips, i, t)
 	drop := 0
-	for drop+1 < len(s.tips) && !s.tips[drop+1].at.After(s.lastArrival) {
+	for drop+1 < len(s.tips) && !s.tips[drop+1].at.After(s.cur.LastArrival) {
 		drop++
 	}
 	if len(s.tips)-drop > maxTips {
@@ -166,50 +315,48 @@ func (s *shardState) addTip(t tipSample) {
 
 // probeDue reports whether the shard is behind and due a probe, and if so
 // books the probe time.
-func (s *shardState) probeDue(now time.Time, okLag time.Duration) bool {
+func (s *track) probeDue(now time.Time, okLag time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.caughtUp || s.lastArrival.IsZero() || now.Sub(s.lastArrival) <= okLag || now.Sub(s.lastProbe) < probeEvery-time.Second {
+	if s.cur.CaughtUp || s.cur.LastArrival.IsZero() || now.Sub(s.cur.LastArrival) <= okLag || now.Sub(s.lastProbe) < probeEvery-time.Second {
 		return false
 	}
 	s.lastProbe = now
 	return true
 }
 
-// probe measures the tips of the owned shards that are behind.
-func (c *Consumer) probe(ctx context.Context, now time.Time) {
-	okLag := max(advice.OKLagPolls*c.budget.PollInterval, advice.MinOKLag)
-	sem := make(chan struct{}, probeParallel)
-	var wg sync.WaitGroup
-	for _, st := range c.shards.states() {
-		if !st.probeDue(now, okLag) {
+// probe measures the tips of the owned shards that are behind, at most
+// probeParallel at a time.
+func (m *Monitor) probe(ctx context.Context, now time.Time, tracks []*track) {
+	okLag := max(advice.OKLagPolls*m.opts.Budget.PollInterval, advice.MinOKLag)
+	var g errgroup.Group
+	g.SetLimit(probeParallel)
+	for _, t := range tracks {
+		if !t.probeDue(now, okLag) {
 			continue
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			tip, err := c.probeWindow(ctx, st, time.Now().Add(-probeBack))
+		g.Go(func() error {
+			tip, err := m.probeWindow(ctx, t, time.Now().Add(-probeBack))
 			if err != nil {
-				c.log.Debug("tip probe failed", "shard", st.id, "err", err)
-				return
+				m.log.Debug("tip probe failed", "shard", t.cur.ID, "err", err)
+				return nil
 			}
-			st.addTip(tip)
+			t.addTip(tip)
 			for range fillsPerRound {
-				at, ok := st.fillPoint()
+				at, ok := t.fillPoint()
 				if !ok {
 					break
 				}
-				past, err := c.probeWindow(ctx, st, at.Add(-time.Second/2))
+				past, err := m.probeWindow(ctx, t, at.Add(-time.Second/2))
 				if err != nil {
 					break
 				}
-				st.addTip(past)
+				t.addTip(past)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 }
 
 // fillPoint is where the history most needs a sample: the middle of the gap
@@ -218,15 +365,15 @@ func (c *Consumer) probe(ctx context.Context, now time.Time) {
 // by up to half its width times the rate change across it; the gap before
 // the oldest sample, with no rate on its far side, by its width times the
 // oldest rate. Gaps narrower than minFillGap are left alone.
-func (s *shardState) fillPoint() (time.Time, bool) {
+func (s *track) fillPoint() (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lastArrival.IsZero() || len(s.tips) == 0 {
+	if s.cur.LastArrival.IsZero() || len(s.tips) == 0 {
 		return time.Time{}, false
 	}
 	var best time.Time
 	worst := 1.0 // records: below this, nothing is worth a call
-	prev, prevRate, first := s.lastArrival, 0.0, true
+	prev, prevRate, first := s.cur.LastArrival, 0.0, true
 	for _, t := range s.tips {
 		if !t.at.After(prev) {
 			prevRate, first = t.rate, false
@@ -249,11 +396,11 @@ func (s *shardState) fillPoint() (time.Time, bool) {
 // Each sample stands for the time nearer to it than to its neighbours (the
 // oldest reaches back, the newest up to now), so a rate change between two
 // samples costs at most half their spacing.
-func (s *shardState) backlogLocked(now time.Time) float64 {
-	if s.caughtUp || s.lastArrival.IsZero() || len(s.tips) == 0 {
+func (s *track) backlogLocked(now time.Time) float64 {
+	if s.cur.CaughtUp || s.cur.LastArrival.IsZero() || len(s.tips) == 0 {
 		return 0
 	}
-	from := s.lastArrival
+	from := s.cur.LastArrival
 	total := 0.0
 	for i, t := range s.tips {
 		start, end := from, now
@@ -274,21 +421,22 @@ func (s *shardState) backlogLocked(now time.Time) float64 {
 }
 
 // measure returns the shard's figures over the time since the last call.
-func (s *shardState) measure(now time.Time) shardFigures {
+func (s *track) measure(now time.Time) figures {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := shardFigures{backlog: s.backlogLocked(now), lag: s.lagLocked(now)}
-	if !s.prevAt.IsZero() {
+	c := s.cur
+	f := figures{backlog: s.backlogLocked(now), lag: c.Lag}
+	if !s.prevAt.IsZero() && c.ReadTotal >= s.prevRead {
 		dt := now.Sub(s.prevAt).Seconds()
 		if dt > 0 {
-			f.read = float64(s.readTotal-s.prevRead) / dt
-			f.readBytes = float64(s.bytesTotal-s.prevBytes) / dt
-			f.waitShare = math.Min((s.waitTotal-s.prevWait).Seconds()/dt, 1)
+			f.read = float64(c.ReadTotal-s.prevRead) / dt
+			f.readBytes = float64(c.BytesTotal-s.prevBytes) / dt
+			f.waitShare = math.Min((c.WaitTotal-s.prevWait).Seconds()/dt, 1)
 		}
 	}
-	s.prevAt, s.prevRead, s.prevBytes, s.prevWait = now, s.readTotal, s.bytesTotal, s.waitTotal
+	s.prevAt, s.prevRead, s.prevBytes, s.prevWait = now, c.ReadTotal, c.BytesTotal, c.WaitTotal
 	switch {
-	case s.caughtUp || f.lag <= advice.MinOKLag:
+	case c.CaughtUp || f.lag <= advice.MinOKLag:
 		f.incoming, f.incomingBytes = f.read, f.readBytes
 	case len(s.tips) > 0:
 		last := s.tips[len(s.tips)-1]
@@ -300,7 +448,7 @@ func (s *shardState) measure(now time.Time) shardFigures {
 	return f
 }
 
-type shardFigures struct {
+type figures struct {
 	lag                     time.Duration
 	backlog                 float64
 	read, readBytes         float64
@@ -311,7 +459,6 @@ type shardFigures struct {
 // teamStatus is the latest per-team picture, for metrics and the status
 // page.
 type teamStatus struct {
-	mu       sync.Mutex
 	snapshot advice.Snapshot
 	advice   advice.Advice
 	at       time.Time
@@ -327,10 +474,10 @@ type TeamStatus struct {
 }
 
 // Team returns the latest team status; At is zero before the first one.
-func (c *Consumer) Team() TeamStatus {
-	c.team.mu.Lock()
-	defer c.team.mu.Unlock()
-	return TeamStatus{At: c.team.at, Snapshot: c.team.snapshot, Advice: c.team.advice}
+func (m *Monitor) Team() TeamStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return TeamStatus{At: m.team.at, Snapshot: m.team.snapshot, Advice: m.team.advice}
 }
 
 type teamMetrics struct {
@@ -359,28 +506,66 @@ func newTeamMetrics(reg prometheus.Registerer, team, stream string) teamMetrics 
 	}
 }
 
-// monitor measures the owned shards, shares the figures with the team's
-// other pods and computes the team's advice, every monitorEvery.
-func (c *Consumer) monitor(ctx context.Context) {
+// Run measures the owned shards, shares the figures with the team's other
+// pods and computes the team's advice, every monitorEvery, until ctx ends.
+func (m *Monitor) Run(ctx context.Context) error {
 	t := time.NewTicker(monitorEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case now := <-t.C:
-			c.probe(ctx, now)
-			c.updateTeam(time.Now())
+			tracks := m.current()
+			m.probe(ctx, now, tracks)
+			m.updateTeam(time.Now(), tracks)
 		}
 	}
 }
 
-func (c *Consumer) updateTeam(now time.Time) {
-	var mine Report
-	mine.Worker = c.opts.WorkerID
-	states := c.shards.states()
-	for _, st := range states {
-		f := st.measure(now)
+// Report is what one pod measures of the shards it owns, shared with the
+// team's other pods through its heartbeat.
+type Report struct {
+	Worker string
+	// Shards is how many shards the pod owns.
+	Shards int
+	// Incoming and IncomingBytes are the tip rates of its shards.
+	Incoming, IncomingBytes float64
+	// Read is the rate it reads records.
+	Read float64
+	// Backlog is the records between its read positions and the tips.
+	Backlog float64
+	// MaxLag is its largest shard lag, in seconds.
+	MaxLag float64
+	// WaitShare is the share of time its shards waited on the budget.
+	WaitShare float64
+}
+
+// numbers is the report as a heartbeat's payload.
+func (r Report) numbers() map[string]float64 {
+	return map[string]float64{"Shards": float64(r.Shards), "Incoming": r.Incoming, "IncomingBytes": r.IncomingBytes,
+		"Read": r.Read, "Backlog": r.Backlog, "MaxLag": r.MaxLag, "WaitShare": r.WaitShare}
+}
+
+func reportOf(h lease.Heartbeat) Report {
+	n := h.Numbers
+	return Report{Worker: h.Worker, Shards: int(n["Shards"]), Incoming: n["Incoming"], IncomingBytes: n["IncomingBytes"],
+		Read: n["Read"], Backlog: n["Backlog"], MaxLag: n["MaxLag"], WaitShare: n["WaitShare"]}
+}
+
+func (r *Report) add(o Report) {
+	r.Shards += o.Shards
+	r.Incoming += o.Incoming
+	r.IncomingBytes += o.IncomingBytes
+	r.Read += o.Read
+	r.Backlog += o.Backlog
+	r.MaxLag = math.Max(r.MaxLag, o.MaxLag)
+}
+
+func (m *Monitor) updateTeam(now time.Time, tracks []*track) {
+	mine := Report{Worker: m.opts.Worker}
+	for _, t := range tracks {
+		f := t.measure(now)
 		mine.Shards++
 		mine.Incoming += f.incoming
 		mine.IncomingBytes += f.incomingBytes
@@ -392,20 +577,21 @@ func (c *Consumer) updateTeam(now time.Time) {
 	if mine.Shards > 0 {
 		mine.WaitShare /= float64(mine.Shards)
 	}
-	c.team.mu.Lock()
-	primed := c.team.primed
-	c.team.primed = true
-	c.team.mu.Unlock()
+	m.mu.Lock()
+	primed := m.team.primed
+	m.team.primed = true
+	m.mu.Unlock()
 	if !primed {
 		return // the first round only sets the baseline for rates
 	}
-	c.leases.publish(mine)
+	m.opts.Heartbeats.Publish(mine.numbers())
 
-	peers, pods := c.leases.team()
+	beats, pods := m.opts.Heartbeats.Team()
 	var sum Report
 	seen := false
 	waitWeight := 0.0
-	for _, r := range peers {
+	for _, h := range beats {
+		r := reportOf(h)
 		if r.Worker == mine.Worker {
 			r, seen = mine, true
 		}
@@ -417,15 +603,16 @@ func (c *Consumer) updateTeam(now time.Time) {
 		waitWeight += mine.WaitShare * float64(mine.Shards)
 		pods = max(pods, 1)
 	}
-	open := c.view.open()
+	open := m.opts.View.Open()
+	b := m.opts.Budget
 	snap := advice.Snapshot{
-		PollInterval:    c.budget.PollInterval,
-		Budget:          c.budget.TeamRate(open),
-		ShardBudget:     c.budget.ShardRate(open),
-		ShardByteBudget: float64(c.budget.MaxBytesPerSecond),
+		PollInterval:    b.PollInterval,
+		Budget:          b.TeamRate(open),
+		ShardBudget:     b.ShardRate(open),
+		ShardByteBudget: float64(b.MaxBytesPerSecond),
 		OpenShards:      open,
 		Pods:            pods,
-		Retention:       c.view.retentionPeriod(),
+		Retention:       m.opts.View.Retention(),
 		Lag:             time.Duration(sum.MaxLag * float64(time.Second)),
 		Incoming:        sum.Incoming,
 		IncomingBytes:   sum.IncomingBytes,
@@ -435,56 +622,47 @@ func (c *Consumer) updateTeam(now time.Time) {
 	if sum.Shards > 0 {
 		snap.WaitShare = waitWeight / float64(sum.Shards)
 	}
-	if c.borrow != nil {
-		if a := c.borrow.allocation(); a.Allowance > 0 {
-			snap.Guarantee, snap.Budget = snap.Budget, a.Allowance
+	if m.opts.Allowance != nil {
+		if a, ok := m.opts.Allowance(); ok {
+			snap.Guarantee, snap.Budget = snap.Budget, a
 		}
 	}
-	c.team.mu.Lock()
+	m.mu.Lock()
 	low := snap.Incoming < advice.ScaleDownShare*float64(open*advice.ShardWriteRecords) &&
 		snap.IncomingBytes < advice.ScaleDownShare*float64(open*advice.ShardWriteBytes)
 	switch {
 	case !low:
-		c.team.lowSince = time.Time{}
-	case c.team.lowSince.IsZero():
-		c.team.lowSince = now
+		m.team.lowSince = time.Time{}
+	case m.team.lowSince.IsZero():
+		m.team.lowSince = now
 	}
-	if !c.team.lowSince.IsZero() {
-		snap.LowUtilisationFor = now.Sub(c.team.lowSince)
+	if !m.team.lowSince.IsZero() {
+		snap.LowUtilisationFor = now.Sub(m.team.lowSince)
 	}
 	a := advice.For(snap)
-	c.team.snapshot, c.team.advice, c.team.at = snap, a, now
-	c.team.mu.Unlock()
+	m.team.snapshot, m.team.advice, m.team.at = snap, a, now
+	m.mu.Unlock()
 
-	m := c.tm
-	m.openShards.Set(float64(open))
-	m.pods.Set(float64(pods))
-	m.budget.Set(snap.Budget)
-	m.retention.Set(snap.Retention.Seconds())
-	m.headroom.Set(a.Headroom.Seconds())
-	m.incoming.Set(snap.Incoming)
-	m.backlog.Set(snap.Backlog)
+	tm := m.tm
+	tm.openShards.Set(float64(open))
+	tm.pods.Set(float64(pods))
+	tm.budget.Set(snap.Budget)
+	tm.retention.Set(snap.Retention.Seconds())
+	tm.headroom.Set(a.Headroom.Seconds())
+	tm.incoming.Set(snap.Incoming)
+	tm.backlog.Set(snap.Backlog)
 	switch {
 	case a.DrainETA < 0:
-		m.drainETA.Set(-1)
+		tm.drainETA.Set(-1)
 	default:
-		m.drainETA.Set(a.DrainETA.Seconds())
+		tm.drainETA.Set(a.DrainETA.Seconds())
 	}
-	m.recommended.Set(float64(a.RecommendedShards))
+	tm.recommended.Set(float64(a.RecommendedShards))
 	for _, act := range advice.Actions {
 		v := 0.0
 		if act == a.Action {
 			v = 1
 		}
-		m.advice.WithLabelValues(string(act)).Set(v)
+		tm.advice.WithLabelValues(string(act)).Set(v)
 	}
-}
-
-func (r *Report) add(o Report) {
-	r.Shards += o.Shards
-	r.Incoming += o.Incoming
-	r.IncomingBytes += o.IncomingBytes
-	r.Read += o.Read
-	r.Backlog += o.Backlog
-	r.MaxLag = math.Max(r.MaxLag, o.MaxLag)
 }

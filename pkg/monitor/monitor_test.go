@@ -1,4 +1,4 @@
-package consumer
+package monitor
 
 import (
 	"context"
@@ -14,10 +14,19 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"golang.org/x/time/rate"
 
 	"github.com/streambudget/streambudget/pkg/budget"
+	"github.com/streambudget/streambudget/pkg/kinesis"
 )
+
+// view is a stream view of one stream with fixed figures.
+type view struct{ open int }
+
+func (v view) Open() int                { return v.open }
+func (v view) Retention() time.Duration { return 24 * time.Hour }
+func (v view) Stream() kinesis.Stream   { return kinesis.Stream{Name: "s"} }
 
 // fakeShard answers GetShardIterator and GetRecords over one shard's
 // records, arrival times given; an iterator is "it-<offset>".
@@ -99,15 +108,16 @@ func TestProbeWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := &fakeShard{arrivals: arrivals}
-			kc := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://kinesis.test"),
+			kc := awskinesis.New(awskinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://kinesis.test"),
 				HTTPClient: inProcess{fake}, Credentials: aws.AnonymousCredentials{}})
-			c := &Consumer{kc: kc, view: &streamView{stream: "s"}, probeTimeout: time.Minute}
-			st := newShardState("shardId-000000000000", 100)
+			m := New(Options{Kinesis: kc, View: view{open: 1}, ProbeTimeout: time.Minute})
+			calls := rate.NewLimiter(budget.MaxCallsPerSecond, 1)
+			st := &track{cur: Shard{ID: "shardId-000000000000", CallSlot: calls.Wait}}
 			for i, r := range tc.history {
 				st.tips = append(st.tips, tipSample{at: t0.Add(time.Duration(i-10) * time.Second), rate: r})
 			}
 			start := time.Now()
-			got, err := c.probeWindow(context.Background(), st, t0)
+			got, err := m.probeWindow(context.Background(), st, t0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +129,7 @@ func TestProbeWindow(t *testing.T) {
 			}
 			// The shard's next call slot is due one slot interval after
 			// each one the probe took.
-			next := time.Since(start) + st.calls.Reserve().Delay()
+			next := time.Since(start) + calls.Reserve().Delay()
 			if slots := int(math.Round(next.Seconds() * budget.MaxCallsPerSecond)); slots != len(tc.wantCalls) {
 				t.Errorf("took %d of the shard's call slots, want %d", slots, len(tc.wantCalls))
 			}

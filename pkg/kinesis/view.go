@@ -1,0 +1,226 @@
+package kinesis
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// Lister is what the stream view needs of a Kinesis client; *kinesis.Client
+// is one.
+type Lister interface {
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+}
+
+// Shard is what ListShards says of one shard.
+type Shard struct {
+	ID string
+	// Parents are the parent and, for a merge, the adjacent parent.
+	Parents []string
+	// Open is false once the shard is closed by a reshard: it has an ending
+	// sequence number and its children hold what comes after.
+	Open bool
+}
+
+// Stream names a stream by name or by ARN (the ARN wins when both are set).
+type Stream struct {
+	Name, ARN string
+}
+
+// NameInput and ARNInput are the stream's fields for a request: one of the
+// two is set, as the Kinesis API wants.
+func (s Stream) NameInput() *string {
+	if s.ARN != "" {
+		return nil
+	}
+	return aws.String(s.Name)
+}
+
+// ARNInput is the ARN for a request, or nil when the stream is named.
+func (s Stream) ARNInput() *string {
+	if s.ARN == "" {
+		return nil
+	}
+	return aws.String(s.ARN)
+}
+
+// View is a consumer's picture of its stream: every shard listed (open and
+// closed, with their parents) and the retention period, refreshed by
+// Refresh. It is safe for concurrent use.
+type View struct {
+	client Lister
+	stream Stream
+	log    *slog.Logger
+
+	mu        sync.RWMutex
+	shards    []Shard
+	byID      map[string]Shard
+	retention time.Duration
+	known     bool
+}
+
+// NewView returns an empty view; Refresh fills it.
+func NewView(client Lister, stream Stream, log *slog.Logger) *View {
+	return &View{client: client, stream: stream, log: log, byID: map[string]Shard{}}
+}
+
+// Refresh lists the stream's shards and reads its retention period.
+func (v *View) Refresh(ctx context.Context) error {
+	var (
+		shards []Shard
+		token  *string
+	)
+	for {
+		in := &kinesis.ListShardsInput{}
+		if token != nil {
+			in.NextToken = token
+		} else {
+			in.StreamName, in.StreamARN = v.stream.NameInput(), v.stream.ARNInput()
+		}
+		out, err := v.client.ListShards(ctx, in)
+		if err != nil {
+			return fmt.Errorf("list shards of %s: %w", v.stream.Name, err)
+		}
+		for _, s := range out.Shards {
+			sh := Shard{ID: aws.ToString(s.ShardId)}
+			for _, p := range []*string{s.ParentShardId, s.AdjacentParentShardId} {
+				if p != nil && *p != "" {
+					sh.Parents = append(sh.Parents, *p)
+				}
+			}
+			sh.Open = s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil
+			shards = append(shards, sh)
+		}
+		if out.NextToken == nil {
+			break
+		}
+		token = out.NextToken
+	}
+	sum, err := v.client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: v.stream.NameInput(), StreamARN: v.stream.ARNInput()})
+	if err != nil {
+		return fmt.Errorf("describe stream %s: %w", v.stream.Name, err)
+	}
+	byID := make(map[string]Shard, len(shards))
+	for _, s := range shards {
+		byID[s.ID] = s
+	}
+	v.mu.Lock()
+	before, was := v.openLocked(), v.known
+	v.shards, v.byID, v.known = shards, byID, true
+	if sum.StreamDescriptionSummary != nil {
+		v.retention = time.Duration(aws.ToInt32(sum.StreamDescriptionSummary.RetentionPeriodHours)) * time.Hour
+	}
+	after := v.openLocked()
+	v.mu.Unlock()
+	if was && before != after && v.log != nil {
+		v.log.Info("open shards changed", "stream", v.stream.Name, "open", after, "before", before)
+	}
+	return nil
+}
+
+func (v *View) openLocked() int {
+	n := 0
+	for _, s := range v.shards {
+		if s.Open {
+			n++
+		}
+	}
+	return n
+}
+
+// Known reports whether the view has been filled at least once.
+func (v *View) Known() bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.known
+}
+
+// Open is the number of open shards.
+func (v *View) Open() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.openLocked()
+}
+
+// Shards returns every shard listed, open and closed.
+func (v *View) Shards() []Shard {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.shards
+}
+
+// Shard returns the shard with the given id, if listed.
+func (v *View) Shard(id string) (Shard, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	s, ok := v.byID[id]
+	return s, ok
+}
+
+// Retention is the stream's retention period.
+func (v *View) Retention() time.Duration {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.retention
+}
+
+// Stream is the stream the view describes.
+func (v *View) Stream() Stream { return v.stream }
+
+// Run refreshes the view every interval until ctx ends. A failed refresh
+// keeps the last view and is logged.
+func (v *View) Run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := v.Refresh(ctx); err != nil && ctx.Err() == nil && v.log != nil {
+				v.log.Warn("refresh stream view", "err", err)
+			}
+		}
+	}
+}
+
+// Reading counts the shards that are being read or may be now: listed, not
+// finished, and with every parent finished or no longer listed (aged out of
+// the stream). A child whose parents are still being read is not counted:
+// its lease is not taken until they are done. finished tells whether a
+// shard was read to its end (its checkpoint is SHARD_END).
+func (v *View) Reading(finished func(shardID string) bool) int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	n := 0
+	for _, s := range v.shards {
+		if !finished(s.ID) && v.parentsDoneLocked(s, finished) {
+			n++
+		}
+	}
+	return n
+}
+
+// ParentsDone reports whether every parent of the shard is finished or no
+// longer listed; false for a shard the view does not know.
+func (v *View) ParentsDone(shardID string, finished func(shardID string) bool) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	s, ok := v.byID[shardID]
+	return ok && v.parentsDoneLocked(s, finished)
+}
+
+func (v *View) parentsDoneLocked(s Shard, finished func(string) bool) bool {
+	for _, p := range s.Parents {
+		if _, listed := v.byID[p]; listed && !finished(p) {
+			return false
+		}
+	}
+	return true
+}
