@@ -189,13 +189,20 @@ func (c *Consumer) Ready() bool { return c.ready.Load() }
 // WorkerID is this pod's name in the lease table.
 func (c *Consumer) WorkerID() string { return c.opts.WorkerID }
 
+// viewRefresh is how often the stream's shards are listed again: a
+// reshard's new budget applies within it.
+const viewRefresh = 10 * time.Second
+
 // maxShardRate is the most one shard serves: 10,000 records a call, five
 // calls a second.
 const maxShardRate = budget.MaxRecordsPerCall * budget.MaxCallsPerSecond
 
 // TeamRate is the team's budget now: maxRecords x open shards per poll
-// interval, or recordsPerSecond.
-func (c *Consumer) TeamRate() float64 { return c.budget.TeamRate(max(c.view.Open(), 1)) }
+// interval, or recordsPerSecond. A shard read to its end counts as closed
+// even before the stream's listing says so.
+func (c *Consumer) TeamRate() float64 {
+	return c.budget.TeamRate(max(c.view.OpenNow(c.leases.Finished), 1))
+}
 
 // Reading is the number of the team's shards being read or readable now:
 // open ones and closed parents still draining, not children waiting for
@@ -239,6 +246,17 @@ func (c *Consumer) register(p *processor) {
 	}
 }
 
+// renewalRefused tells the shard's processor that the library will stop
+// reading the shard.
+func (c *Consumer) renewalRefused(shardID string) {
+	c.mu.Lock()
+	p := c.processors[shardID]
+	c.mu.Unlock()
+	if p != nil {
+		p.refuse()
+	}
+}
+
 // released is called when the library releases a shard's lease, with or
 // without a Shutdown call before it.
 func (c *Consumer) released(shardID string) {
@@ -273,21 +291,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.log.Warn("the stream's open shards differ from the budget file's shards; the budget follows the live count",
 			"open", open, "budget_file_shards", c.file.Shards, "team_budget_records_per_second", c.budget.TeamRate(open))
 	}
+	// The view keeps itself current from now on, however long the lease
+	// table takes to answer: the rates read from it must not be stale.
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	g, gctx := errgroup.WithContext(bg)
+	g.Go(func() error { return c.view.Run(gctx, viewRefresh) })
+	stop := func() error {
+		stopBackground()
+		return g.Wait()
+	}
 	if err := retry(ctx, c.log, "lease table not ready", c.table.Ensure); err != nil {
-		return nil
+		return stop()
 	}
 	var firstStart time.Time
 	if err := retry(ctx, c.log, "read the team's first start", func(ctx context.Context) (err error) {
 		firstStart, err = c.leases.FirstStart(ctx)
 		return err
 	}); err != nil {
-		return nil
+		return stop()
 	}
-
-	bg, stopBackground := context.WithCancel(context.Background())
-	defer stopBackground()
-	g, gctx := errgroup.WithContext(bg)
-	g.Go(func() error { return c.view.Run(gctx, 10*time.Second) })
 	g.Go(func() error { return c.leases.Run(gctx, c.Reading) })
 
 	kcfg := c.kclConfig(firstStart)
@@ -296,8 +319,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		w = wk.NewWorker(c, kcfg).WithKinesis(kc).WithCheckpointer(checkpointer{c})
 		return w.Start()
 	}); err != nil {
-		stopBackground()
-		return g.Wait()
+		return stop()
 	}
 	c.ready.Store(true)
 	c.log.Info("consumer running", "worker", c.opts.WorkerID, "application", c.opts.ApplicationName,

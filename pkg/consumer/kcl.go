@@ -92,8 +92,16 @@ func (a checkpointer) GetLease(shard *par.ShardStatus, worker string) error {
 	ctx, cancel := a.ctx()
 	defer cancel()
 	c := a.c
-	if c.leases.Holds(shard.ID) {
-		if err := c.leases.Renew(ctx, shard.ID); err != nil {
+	if shard.GetLeaseOwner() == worker {
+		// A renewal (the library asks only for shards it believes it holds):
+		// a lease that ended is never taken again in its place, or the
+		// library would go on reading with the ended lease's processor.
+		err := lease.ErrLeaseEnded
+		if c.leases.Holds(shard.ID) {
+			err = c.leases.Renew(ctx, shard.ID)
+		}
+		if err != nil {
+			c.renewalRefused(shard.ID)
 			return err
 		}
 		shard.SetLeaseTimeout(time.Now().Add(c.opts.FailoverTime))
@@ -127,7 +135,13 @@ func (a checkpointer) CheckpointSequence(shard *par.ShardStatus) error {
 	return a.c.leases.Checkpoint(ctx, shard.ID, shard.GetCheckpoint())
 }
 
-// FetchCheckpoint reads the shard's checkpoint and lease.
+// FetchCheckpoint reads the shard's checkpoint and lease. It guards against
+// a library behaviour: the library skips, at every shard sync, a shard
+// whose row names this pod as its owner, believing it holds the lease; a
+// lease whose release failed (the table was unreachable when its reader
+// stopped) keeps this pod's name in the row, and the pod would never read
+// the shard again. The owner is reported only while this pod does hold the
+// lease.
 func (a checkpointer) FetchCheckpoint(shard *par.ShardStatus) error {
 	ctx, cancel := a.ctx()
 	defer cancel()
@@ -137,6 +151,9 @@ func (a checkpointer) FetchCheckpoint(shard *par.ShardStatus) error {
 	}
 	if !ok || row.Checkpoint == "" {
 		return chk.ErrSequenceIDNotFound
+	}
+	if row.Owner == a.c.opts.WorkerID && !a.c.leases.Holds(shard.ID) {
+		row.Owner = ""
 	}
 	shard.SetCheckpoint(row.Checkpoint)
 	shard.SetLeaseOwner(row.Owner)

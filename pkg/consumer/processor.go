@@ -45,11 +45,15 @@ type processor struct {
 	work     context.Context
 	stopWork func() bool
 	cancel   context.CancelFunc
-	once     sync.Once
+	// refused is closed when the library's renewal of this lease has been
+	// refused: from then on it stops reading the shard (leaseOver).
+	refused    chan struct{}
+	refuseOnce sync.Once
+	once       sync.Once
 }
 
 func (c *Consumer) newProcessor(shardID string) *processor {
-	p := &processor{c: c, shardID: shardID, log: c.log.With("shard", shardID), ledger: NewLedger()}
+	p := &processor{c: c, shardID: shardID, log: c.log.With("shard", shardID), ledger: NewLedger(), refused: make(chan struct{})}
 	work, cancel := context.WithCancel(c.leases.Context(shardID))
 	p.stopWork = context.AfterFunc(c.hardStop, cancel)
 	p.work, p.cancel = work, cancel
@@ -79,8 +83,11 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	switch {
 	case p.c.softStop.Err() != nil:
 		return // stopping: abandoned, read again by the next owner
-	case p.c.leases.GivingUp(p.shardID):
-		return // given up (balance): likewise
+	case p.work.Err() != nil || p.c.leases.GivingUp(p.shardID):
+		// The lease is over or being given up (balance): likewise, and no
+		// more reading until the library stops (leaseOver).
+		p.leaseOver()
+		return
 	}
 	bytes := 0
 	for i := range recs {
@@ -136,7 +143,21 @@ func (p *processor) settle(first int64, n int) {
 		return // the library stops the shard after this batch
 	}
 	p.c.leases.GiveUp(p.shardID, "records abandoned")
-	<-p.work.Done() // the next renewal is refused and ends it
+	p.leaseOver()
+}
+
+// leaseOver holds a reader whose lease is over or being given up until the
+// library has been refused its renewal, after which it stops reading the
+// shard. It guards against a library behaviour: the library learns that a
+// lease ended only from its renewal goroutine, every LeaseRefreshWaitTime,
+// and meanwhile reads again at once after every batch the processor
+// returns, unpaced: without this wait a lease that ended would read
+// batches above the budget until the next renewal.
+func (p *processor) leaseOver() {
+	select {
+	case <-p.refused:
+	case <-p.c.hardStop.Done():
+	}
 }
 
 // index sends the batch chunk by chunk and reports whether every record got
@@ -161,7 +182,7 @@ func (p *processor) index(recs []document.Record, first int64, cp kcl.IRecordPro
 		}
 		err := p.send(c, readAt)
 		for i, r := range p.results {
-			if r.Final() {
+			if r.Written() { // a rejected document counts once its dead letter is written
 				p.ledger.Confirm(first + int64(c.Of[i]))
 			}
 		}
@@ -278,6 +299,9 @@ func (p *processor) Shutdown(in *kcl.ShutdownInput) {
 		}
 	}
 }
+
+// refuse records that the library's renewal of the lease was refused.
+func (p *processor) refuse() { p.refuseOnce.Do(func() { close(p.refused) }) }
 
 // close releases what the processor holds. The library may drop a
 // processor without Shutdown (lost lease), so the consumer also calls it

@@ -141,8 +141,9 @@ func (b *Builder) Done(c *Chunk) {
 	}
 }
 
-// held is what the builder and the chunk hold in buffers between batches.
-func (b *Builder) held(c *Chunk) int {
+// Held is what the builder and its chunk hold in buffers now: the bytes
+// MaxShardBytes bounds, less the Go heap's slack.
+func (b *Builder) Held(c *Chunk) int {
 	return cap(c.arena) + b.dec.Held() + cap(b.docs)*int(unsafe.Sizeof(decode.Doc{}))
 }
 

@@ -348,7 +348,7 @@ func batchPeak(t testing.TB, s *Schema, recs []Record) (peak uint64, held int) {
 		peak = max(peak, ms.HeapAlloc-min(base, ms.HeapAlloc))
 	}
 	b.Done(&c)
-	return peak, b.held(&c)
+	return peak, b.Held(&c)
 }
 
 // bombs is total bytes of gzip CloudWatch Logs records that inflate to

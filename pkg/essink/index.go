@@ -67,8 +67,13 @@ type Result struct {
 	Reason, Detail string
 }
 
-// Final reports whether the item has its final answer.
+// Final reports whether the item has its final answer (Index sends it no
+// more).
 func (r Result) Final() bool { return r.Status != Pending }
+
+// Written reports whether the cluster holds the item: indexed now or
+// before. A rejected item is final but not written: its dead letter is.
+func (r Result) Written() bool { return r.Status == Indexed || r.Status == Existed }
 
 // Reasons the sink is blocked: Elasticsearch refuses the writes for a cause
 // that no retry of one document fixes. The sink keeps retrying, slowly, and

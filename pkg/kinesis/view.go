@@ -190,6 +190,21 @@ func (v *View) Run(ctx context.Context, every time.Duration) error {
 	}
 }
 
+// OpenNow is the number of open shards, counting as closed those known to
+// be finished (read to their end, so closed by a reshard the last listing
+// did not see yet).
+func (v *View) OpenNow(finished func(shardID string) bool) int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	n := 0
+	for _, s := range v.shards {
+		if s.Open && !finished(s.ID) {
+			n++
+		}
+	}
+	return n
+}
+
 // Reading counts the shards that are being read or may be now: listed, not
 // finished, and with every parent finished or no longer listed (aged out of
 // the stream). A child whose parents are still being read is not counted:
