@@ -260,10 +260,6 @@ func (c *Coordinator) round(ctx context.Context, now time.Time) {
 		applied = min(share, c.computed)
 	}
 	c.computed = share
-	if applied < share && team0.Allowance > 0 {
-		team0.Allowance *= applied / share
-		team0.Borrowed = max(team0.Allowance-team0.Guarantee, 0)
-	}
 	c.team0, c.podShare = team0, applied
 	c.used = a.Used
 	c.lastOK = now

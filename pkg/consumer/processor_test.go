@@ -273,20 +273,22 @@ func TestChunksCheckpointAsConfirmed(t *testing.T) {
 
 // TestRejectedIsNotConfirmedUntilItsDeadLetter: a document the cluster
 // rejects is replaced by its dead letter; if the reader stops between the
-// two, the record is not done and no checkpoint passes it. (Found by the
-// simulation: a rejection counted as confirmed.)
+// two (here: the rejection comes back while another item of the request
+// is still retried, and the lease ends), the record is not done and no
+// checkpoint passes it. Found by the simulation: a rejection counted as
+// confirmed.
 func TestRejectedIsNotConfirmedUntilItsDeadLetter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, budget.Budget{MaxRecords: 10, PollInterval: time.Second}, closedStream(3), 10)
 		shard := h.stream.shards[0].id
 		h.scan()
 		h.sink.index = func(ctx context.Context, i int, it essink.Item) (essink.Result, error) {
-			switch {
-			case it.DeadLetter != "":
-				h.c.stopHard() // the pod is killed before the dead letter is written
-				return essink.Result{}, context.Canceled
-			case i == 1:
+			switch i {
+			case 1:
 				return essink.Result{Status: essink.Rejected, Reason: "mapper_parsing_exception"}, nil
+			case 2:
+				h.c.stopHard() // the pod stops while the third is retried
+				return essink.Result{}, context.Canceled
 			}
 			return essink.Result{Status: essink.Indexed}, nil
 		}

@@ -211,9 +211,9 @@ func (s *sim) run() {
 				switch x := wrnd.IntN(100); {
 				case x < 5:
 					return "drop"
-				case x < 8:
-					return "poison"
 				case x < 10:
+					return "poison"
+				case x < 12:
 					return "bad"
 				}
 				return ""
@@ -223,8 +223,8 @@ func (s *sim) run() {
 		}
 	}()
 	// The faults, at random times while the writer writes.
-	for ev := 0; ev < 4+s.rnd.IntN(8); ev++ {
-		time.Sleep(time.Duration(s.rnd.IntN(int(writeFor/time.Second)/4)+1) * time.Second)
+	for ev := 0; ev < 6+s.rnd.IntN(10); ev++ {
+		time.Sleep(time.Duration(s.rnd.IntN(int(writeFor/time.Second)/6)+1) * time.Second)
 		s.fault(fromLatest)
 	}
 	<-writes

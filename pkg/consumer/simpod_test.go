@@ -239,6 +239,8 @@ func (p *simPod) shard(st *par.ShardStatus) {
 		iter = p.s.stream.iterator(st.ID, checkpoint, nil)
 	case p.kcfg.InitialPositionInStream == config.AT_TIMESTAMP:
 		iter = p.s.stream.iterator(st.ID, "", p.kcfg.InitialPositionInStreamExtended.Timestamp)
+	case p.kcfg.InitialPositionInStream == config.LATEST:
+		iter = p.s.stream.latest(st.ID)
 	default:
 		iter = p.s.stream.iterator(st.ID, "", nil)
 	}

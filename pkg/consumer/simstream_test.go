@@ -287,6 +287,13 @@ func (s *simStream) iterator(shardID, afterSeq string, at *time.Time) string {
 	return fmt.Sprintf("%s/%d", shardID, i)
 }
 
+// latest is the position after the newest record: what arrives next.
+func (s *simStream) latest(shardID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("%s/%d", shardID, len(s.byID[shardID].recs))
+}
+
 // getRecords returns up to limit Kinesis records (an aggregate counts as
 // one) from the iterator and the next iterator, "" at a closed shard's end.
 func (s *simStream) getRecords(iter string, limit int) ([]types.Record, string, int64) {
