@@ -396,4 +396,3 @@ func TestLibraryWithTheAdapters(t *testing.T) {
 		synctest.Wait()
 	})
 }
-
