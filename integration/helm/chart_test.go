@@ -5,23 +5,22 @@
 package helm
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/streambudget/streambudget/integration/harness"
 )
 
 const (
@@ -31,46 +30,10 @@ const (
 	namespace = "logging"
 )
 
-var helmOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// helmBin returns the pinned helm binary, building it on first use.
-func helmBin(t *testing.T) string {
-	t.Helper()
-	helmOnce.Do(func() {
-		cmd := exec.Command("bash", "integration/helm/helm.sh")
-		cmd.Dir = root
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			helmOnce.err = errors.New("integration/helm/helm.sh: " + err.Error() + "\n" + stderr.String())
-			return
-		}
-		helmOnce.path = strings.TrimSpace(string(out))
-	})
-	if helmOnce.err != nil {
-		t.Fatalf("build helm: %v", helmOnce.err)
-	}
-	return helmOnce.path
-}
-
-// runHelm runs helm in the repository root and returns its stdout, and an
-// error holding its stderr when it fails.
+// runHelm runs the pinned helm in the repository root (harness.RunHelm).
 func runHelm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(helmBin(t), args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), errors.New(err.Error() + ": " + stderr.String() + stdout.String())
-	}
-	return stdout.String(), nil
+	return harness.RunHelm(t, args...)
 }
 
 // object is one rendered Kubernetes object.
