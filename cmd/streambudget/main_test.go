@@ -19,6 +19,10 @@ func TestLintExitCodes(t *testing.T) {
 		{"[DEBUG] regex fails --strict", []string{"lint", "--strict", "testdata/debug-regex.warn.yaml"}, 1, "2 warning(s)"},
 		{"plan", []string{"plan", "--cluster-capacity", "500", "../../budgets"}, 0, "above the cluster capacity of 500"},
 		{"unknown command", []string{"nope"}, 2, `unknown command "nope"`},
+		{"monitoring values", []string{"monitoring-values", "--namespace", "logging", "../../budgets"}, 0, "  payments:\n    stream: payments-logs\n    namespace: logging\n"},
+		{"monitoring values of a bad budget", []string{"monitoring-values", "testdata/maxrecords-zero.bad.yaml"}, 1, "testdata/maxrecords-zero.bad.yaml:6:15: budget.maxRecords"},
+		{"monitoring values, bad namespace", []string{"monitoring-values", "--namespace", "Logs", "../../budgets"}, 1, `namespace "Logs" for team email: want a Kubernetes namespace name`},
+		{"monitoring values without a path", []string{"monitoring-values"}, 2, "usage: streambudget monitoring-values"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errs strings.Builder
