@@ -26,6 +26,8 @@ import (
 const (
 	root  = "../.."
 	chart = "helm/streambudget"
+	// monitoringChart is the fleet monitoring chart (monitoring_test.go).
+	monitoringChart = "helm/streambudget-monitoring"
 	// namespace is where the test renders, to see that every object lands there.
 	namespace = "logging"
 )
@@ -49,6 +51,12 @@ func render(t *testing.T, release string, args ...string) []object {
 	if err != nil {
 		t.Fatalf("helm template %s: %v", release, err)
 	}
+	return decodeAll(t, out)
+}
+
+// decodeAll decodes every document of helm template's output.
+func decodeAll(t *testing.T, out string) []object {
+	t.Helper()
 	var objs []object
 	dec := yaml.NewDecoder(strings.NewReader(out))
 	for {
@@ -168,11 +176,13 @@ func TestLint(t *testing.T) {
 	})
 }
 
-// everythingOn switches on every optional part of the chart.
+// everythingOn switches on every optional part of the chart. The TLS Secret
+// holds a client certificate and no CA (caKey empty): the pods trust the system CAs.
 var everythingOn = []string{
 	"--set", "serviceMonitor.enabled=true",
-	"--set", "prometheusRule.enabled=true",
-	"--set", "dashboard.enabled=true",
+	"--set", "networkPolicy.enabled=true",
+	"--set", "networkPolicy.ingressFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring",
+	"--set", "networkPolicy.egress[0].ports[0].port=443",
 	"--set", "elasticsearch.existingSecret=es-creds",
 	"--set", "elasticsearch.tls.existingSecret=es-tls",
 	"--set", "elasticsearch.tls.certKey=tls.crt",
@@ -180,6 +190,12 @@ var everythingOn = []string{
 	"--set", "elasticsearch.urls={https://es-a:9200,https://es-b:9200}",
 	"--set", "aws.region=eu-west-1",
 	"--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/streambudget",
+	"--set", "envFrom[0].configMapRef.name=aws-endpoints",
+	"--set", "extraVolumes[0].name=extra",
+	"--set", "extraVolumes[0].emptyDir.sizeLimit=1Mi",
+	"--set", "extraVolumeMounts[0].name=extra",
+	"--set", "extraVolumeMounts[0].mountPath=/var/extra",
+	"--set", "commonLabels.cost-center=logging",
 }
 
 var requiredLabels = []string{
@@ -237,6 +253,14 @@ func TestTemplate(t *testing.T) {
 			pdb := only(t, objs, "PodDisruptionBudget")
 			if got := stringMap(dig(pdb, "spec", "selector", "matchLabels")); !reflect.DeepEqual(got, selector) {
 				t.Errorf("PodDisruptionBudget selector: got %v, want %v", got, selector)
+			}
+
+			spread := list(dig(dep, "spec", "template", "spec", "topologySpreadConstraints"))
+			if b.pods > 1 && len(spread) != 2 {
+				t.Errorf("topologySpreadConstraints with %d pods: got %v, want spread by host and zone", b.pods, spread)
+			}
+			if b.pods == 1 && len(spread) != 0 {
+				t.Errorf("topologySpreadConstraints with 1 pod: got %v, want none", spread)
 			}
 
 			cm := only(t, objs, "ConfigMap")
@@ -354,7 +378,8 @@ func checkPod(t *testing.T, pod any, configMap string) {
 }
 
 // TestTemplateEverythingOn renders the optional parts: ServiceMonitor,
-// PrometheusRule, dashboard, Elasticsearch credentials and TLS.
+// NetworkPolicy, Elasticsearch credentials and TLS (a client certificate
+// without a CA), envFrom, extra volumes and common labels.
 func TestTemplateEverythingOn(t *testing.T) {
 	b := budgets(t)[0]
 	objs := render(t, b.team, append([]string{"--set-file", "budget=" + b.path}, everythingOn...)...)
@@ -365,37 +390,21 @@ func TestTemplateEverythingOn(t *testing.T) {
 		t.Errorf("ServiceMonitor path: got %q, want /metrics", got)
 	}
 
-	rule := only(t, objs, "PrometheusRule")
-	if got := str(rule["apiVersion"]); got != "monitoring.coreos.com/v1" {
-		t.Errorf("PrometheusRule apiVersion: got %q, want monitoring.coreos.com/v1", got)
+	if got := byKind(objs, "PrometheusRule"); len(got) != 0 {
+		t.Errorf("PrometheusRule objects: got %d, want none (they live in the fleet chart)", len(got))
 	}
-	ruleFile, err := os.ReadFile(filepath.Join(root, chart, "dashboards", "alerts.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules map[string]any
-	if err := yaml.Unmarshal(ruleFile, &rules); err != nil {
-		t.Fatalf("dashboards/alerts.yaml: %v", err)
-	}
-	if got, want := normalise(t, dig(rule, "spec", "groups")), normalise(t, rules["groups"]); !reflect.DeepEqual(got, want) {
-		t.Errorf("PrometheusRule groups are not dashboards/alerts.yaml's:\ngot  %v\nwant %v", got, want)
-	}
-
-	var dashboard object
-	for _, cm := range byKind(objs, "ConfigMap") {
-		if stringMap(dig(cm, "metadata", "labels"))["grafana_dashboard"] == "1" {
-			dashboard = cm
+	for _, o := range objs {
+		if got := stringMap(dig(o, "metadata", "labels"))["cost-center"]; got != "logging" {
+			t.Errorf("%s %s: commonLabels cost-center got %q, want logging", o.kind(), o.name(), got)
 		}
 	}
-	if dashboard == nil {
-		t.Fatal(`no ConfigMap labelled grafana_dashboard: "1"`)
+	np := only(t, objs, "NetworkPolicy")
+	checkSelector(t, "NetworkPolicy", stringMap(dig(np, "spec", "podSelector", "matchLabels")), b.team)
+	if got := list(dig(np, "spec", "policyTypes")); !reflect.DeepEqual(got, []any{"Ingress", "Egress"}) {
+		t.Errorf("NetworkPolicy policyTypes: got %v, want [Ingress Egress]", got)
 	}
-	want, err := os.ReadFile(filepath.Join(root, chart, "dashboards", "streambudget.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := str(dig(dashboard, "data", "streambudget.json")); got != string(want) {
-		t.Errorf("dashboard ConfigMap is not dashboards/streambudget.json byte for byte")
+	if got := len(list(dig(np, "spec", "egress"))); got != 2 {
+		t.Errorf("NetworkPolicy egress rules: got %d, want 2 (DNS and the one given)", got)
 	}
 
 	dep := only(t, objs, "Deployment")
@@ -420,11 +429,29 @@ func TestTemplateEverythingOn(t *testing.T) {
 	args := list(dig(c, "args"))
 	for _, want := range []string{
 		"--es-url=https://es-a:9200,https://es-b:9200",
-		"--es-ca=/etc/streambudget-tls/ca.crt", "--es-cert=/etc/streambudget-tls/tls.crt", "--es-key=/etc/streambudget-tls/tls.key",
+		"--es-cert=/etc/streambudget-tls/tls.crt", "--es-key=/etc/streambudget-tls/tls.key",
 	} {
 		if !slices.Contains(args, any(want)) {
 			t.Errorf("args: got %v, want %s among them", args, want)
 		}
+	}
+	for _, a := range args {
+		if strings.HasPrefix(str(a), "--es-ca") {
+			t.Errorf("args: got %s, want no --es-ca (caKey is empty: a Secret without ca.crt)", a)
+		}
+	}
+	if got := str(dig(list(dig(c, "envFrom"))[0], "configMapRef", "name")); got != "aws-endpoints" {
+		t.Errorf("envFrom: got %v, want configMapRef aws-endpoints", dig(c, "envFrom"))
+	}
+	var extraMounted, extraVolume bool
+	for _, m := range list(dig(c, "volumeMounts")) {
+		extraMounted = extraMounted || (str(dig(m, "name")) == "extra" && str(dig(m, "mountPath")) == "/var/extra")
+	}
+	for _, v := range list(dig(pod, "volumes")) {
+		extraVolume = extraVolume || str(dig(v, "name")) == "extra"
+	}
+	if !extraMounted || !extraVolume {
+		t.Errorf("extraVolumes/extraVolumeMounts: volume %v, mounted %v; want both", extraVolume, extraMounted)
 	}
 	var tls bool
 	for _, v := range list(dig(pod, "volumes")) {
@@ -557,6 +584,14 @@ func TestTemplateFails(t *testing.T) {
 		{"bad-duration", append([]string{"--set", "run.failoverTime=10"}, withBudget...), "at '/run/failoverTime': got number, want string"},
 		{"secret-without-keys", append([]string{"--set", "elasticsearch.existingSecret=es", "--set", "elasticsearch.usernameKey=", "--set", "elasticsearch.passwordKey="}, withBudget...),
 			"elasticsearch.existingSecret is set but usernameKey, passwordKey and apiKeyKey are all empty"},
+		{"tls-secret-without-keys", append([]string{"--set", "elasticsearch.tls.existingSecret=es-tls"}, withBudget...),
+			"elasticsearch.tls.existingSecret is set but caKey, certKey and keyKey are all empty"},
+		{"prometheus-rule-deprecated", append([]string{"--set", "prometheusRule.enabled=true"}, withBudget...),
+			"prometheusRule.enabled: the alert rules of every team moved to the fleet monitoring chart"},
+		{"dashboard-deprecated", append([]string{"--set", "dashboard.enabled=true"}, withBudget...),
+			"dashboard.enabled: the dashboards moved to the fleet monitoring chart"},
+		{"bad-spread", append([]string{"--set", "podSpread.whenUnsatisfiable=Never"}, withBudget...),
+			"at '/podSpread/whenUnsatisfiable'"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -571,10 +606,17 @@ func TestTemplateFails(t *testing.T) {
 	}
 }
 
-// TestValuesDocumented checks that values.yaml documents every key with a
-// "# --" comment and that values.schema.json describes exactly the keys of
-// values.yaml, so that it rejects nothing documented and nothing else.
+// TestValuesDocumented checks, for both charts, that values.yaml documents
+// every key with a "# --" comment and that values.schema.json describes
+// exactly the keys of values.yaml, so that it rejects nothing documented and
+// nothing else.
 func TestValuesDocumented(t *testing.T) {
+	for _, c := range []string{chart, monitoringChart} {
+		t.Run(filepath.Base(c), func(t *testing.T) { checkValuesDocumented(t, c) })
+	}
+}
+
+func checkValuesDocumented(t *testing.T, chart string) {
 	raw, err := os.ReadFile(filepath.Join(root, chart, "values.yaml"))
 	if err != nil {
 		t.Fatal(err)
