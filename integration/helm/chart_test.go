@@ -274,6 +274,10 @@ func TestTemplate(t *testing.T) {
 
 			pod := dig(dep, "spec", "template", "spec")
 			checkPod(t, pod, cm.name())
+			// The default image is the one `make image-push VERSION=<appVersion>` publishes.
+			if got, want := str(dig(list(dig(pod, "containers"))[0], "image")), "ghcr.io/streambudget/streambudget:"+appVersion(t); got != want {
+				t.Errorf("image: got %q, want %q (the chart's appVersion)", got, want)
+			}
 			if got := str(dig(pod, "serviceAccountName")); got != only(t, objs, "ServiceAccount").name() {
 				t.Errorf("serviceAccountName: got %q, want the chart's ServiceAccount %q", got, only(t, objs, "ServiceAccount").name())
 			}
@@ -285,6 +289,22 @@ func TestTemplate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appVersion returns the team chart's appVersion.
+func appVersion(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, chart, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		AppVersion string `yaml:"appVersion"`
+	}
+	if err := yaml.Unmarshal(raw, &c); err != nil || c.AppVersion == "" {
+		t.Fatalf("Chart.yaml appVersion: got %q (%v)", c.AppVersion, err)
+	}
+	return c.AppVersion
 }
 
 // checkSelector asserts a selector has name, instance and team, and nothing
