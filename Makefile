@@ -14,7 +14,7 @@ FUZZTIME ?= 3s
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## build the streambudget binary into .stack/bin
@@ -33,6 +33,30 @@ test-unit: tools ## unit tests with the race detector, plus a short run of every
 .PHONY: test-integration
 test-integration: ## integration tests on the local stack (started and stopped as needed)
 	integration/test.sh
+
+# The image: built without a Docker daemon by integration/tools/image (its own
+# module, pinned go-containerregistry), stamped from the commit so that the
+# same commit gives the same digest.
+IMAGE_LAYOUT ?= $(STACK_DIR)/image
+IMAGE ?= ghcr.io/streambudget/streambudget:$(VERSION)
+IMAGE_TOOL := $(GO) run -C integration/tools/image .
+
+.PHONY: image
+image: ## build the multi-arch (linux/amd64, linux/arm64) OCI image into .stack/image, no Docker needed; prints its digest
+	$(IMAGE_TOOL) build --root $(CURDIR) --out $(IMAGE_LAYOUT) --version $(VERSION) \
+	  --revision $$(git rev-parse HEAD) --created $$(git log -1 --format=%ct)
+
+.PHONY: image-push
+image-push: ## push .stack/image to IMAGE (default ghcr.io/streambudget/streambudget:VERSION; docker login first)
+	$(IMAGE_TOOL) push --layout $(IMAGE_LAYOUT) $(IMAGE)
+
+.PHONY: test-image
+test-image: ## the image: reproducible, pushed to and pulled from a local registry, its binary run
+	cd integration/tools/image && $(GO) test -count=1 -timeout 15m ./...
+
+.PHONY: test-k8s
+test-k8s: ## every render of both charts decoded strictly into Kubernetes types and checked against Pod Security restricted
+	cd integration/k8s && $(GO) test -count=1 -timeout 10m ./...
 
 .PHONY: tools
 tools: ## install the pinned test tools: helm (built from the Go module proxy), prometheus and promtool (Debian)

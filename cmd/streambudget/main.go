@@ -27,12 +27,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"demo":    {"three teams on the local stack, one spiking: watch the budgets hold", runDemo},
-	"run":     {"read a team's stream within its budget and index it (one pod)", runRun},
-	"lint":    {"validate budget files; --sample runs a team's rules over log lines", runLint},
-	"loadgen": {"write JSON log records to a stream at a rate, steady or spiking", runLoadgen},
-	"plan":    {"print each team's budget, shards and pods as a table with warnings", runPlan},
-	"top":     {"a live table of teams over pods' /metrics: budget, read rate, lag, headroom, advice", runTop},
+	"demo":              {"three teams on the local stack, one spiking: watch the budgets hold", runDemo},
+	"run":               {"read a team's stream within its budget and index it (one pod)", runRun},
+	"lint":              {"validate budget files; --sample runs a team's rules over log lines", runLint},
+	"loadgen":           {"write JSON log records to a stream at a rate, steady or spiking", runLoadgen},
+	"monitoring-values": {"print the fleet monitoring chart's values (the teams that should exist) from budgets/", runMonitoringValues},
+	"plan":              {"print each team's budget, shards and pods as a table with warnings", runPlan},
+	"top":               {"a live table of teams over pods' /metrics: budget, read rate, lag, headroom, advice", runTop},
 }
 
 // errUsage marks errors that already printed their usage.
@@ -95,7 +96,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", name, commands[name].summary)
+		fmt.Fprintf(w, "  %-17s %s\n", name, commands[name].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'streambudget COMMAND -h' for a command's flags.")
 }

@@ -30,6 +30,10 @@ func TestLintExitCodes(t *testing.T) {
 		{"run with a stray argument", []string{"run", "--budget", "x.yaml", "extra"}, 2, `unexpected argument "extra"`},
 		{"sample warnings pass without --strict", []string{"lint", "--sample", "testdata/errors.log", "testdata/drops-errors.yaml"}, 0, "warning: rule noisy-failures drops 1 ERROR lines"},
 		{"sample warnings fail --strict", []string{"lint", "--strict", "--sample", "testdata/errors.log", "testdata/drops-errors.yaml"}, 1, "1 budget file(s) ok, 1 warning(s)"},
+		{"monitoring values", []string{"monitoring-values", "--namespace", "logging", "../../budgets"}, 0, "  payments:\n    stream: payments-logs\n    namespace: logging\n"},
+		{"monitoring values of a bad budget", []string{"monitoring-values", "testdata/maxrecords-zero.bad.yaml"}, 1, "testdata/maxrecords-zero.bad.yaml:6:15: budget.maxRecords"},
+		{"monitoring values, bad namespace", []string{"monitoring-values", "--namespace", "Logs", "../../budgets"}, 1, `namespace "Logs" for team email: want a Kubernetes namespace name`},
+		{"monitoring values without a path", []string{"monitoring-values"}, 2, "usage: streambudget monitoring-values"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errs strings.Builder

@@ -279,8 +279,12 @@ type DashboardQuery struct {
 }
 
 // dashboardVariables are what the dashboard's variables become so that its
-// queries run on a plain Prometheus: every team, Grafana's usual intervals.
+// queries run on a plain Prometheus: every cluster, namespace and team,
+// Grafana's usual intervals. Constant variables take their value from the
+// dashboard itself.
 var dashboardVariables = map[string]string{
+	"cluster":         ".*",
+	"namespace":       ".*",
 	"team":            ".+",
 	"__rate_interval": "1m",
 	"__interval":      "15s",
@@ -294,18 +298,40 @@ var dashboardVariable = regexp.MustCompile(`\$(?:\{(\w+)(?::\w+)?\}|(\w+))`)
 
 // DashboardQueries returns every panel target's expression of the Grafana
 // dashboard at path (rows' nested panels included), with $team replaced by
-// `.+`, $__rate_interval by 1m and $__interval by 15s. A variable it does not
-// know is an error, and so is a panel target without an expression.
+// `.+`, $cluster and $namespace by `.*`, a constant variable by its value,
+// $__rate_interval by 1m and $__interval by 15s. A variable it does not know
+// is an error, and so is a panel target without an expression.
 func DashboardQueries(path string) ([]DashboardQuery, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read dashboard: %w", err)
 	}
 	var dash struct {
-		Panels []dashboardPanel `json:"panels"`
+		Panels     []dashboardPanel `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name  string          `json:"name"`
+				Type  string          `json:"type"`
+				Query json.RawMessage `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
 	}
 	if err := json.Unmarshal(b, &dash); err != nil {
 		return nil, fmt.Errorf("decode dashboard %s: %w", path, err)
+	}
+	variables := map[string]string{}
+	for k, v := range dashboardVariables {
+		variables[k] = v
+	}
+	for _, v := range dash.Templating.List {
+		if v.Type != "constant" {
+			continue
+		}
+		var value string
+		if err := json.Unmarshal(v.Query, &value); err != nil {
+			return nil, fmt.Errorf("%s: constant variable %s: query is not a string: %w", path, v.Name, err)
+		}
+		variables[v.Name] = value
 	}
 	var out []DashboardQuery
 	var errs []error
@@ -318,7 +344,7 @@ func DashboardQueries(path string) ([]DashboardQuery, error) {
 				expr := dashboardVariable.ReplaceAllStringFunc(target.Expr, func(v string) string {
 					m := dashboardVariable.FindStringSubmatch(v)
 					name := m[1] + m[2]
-					if value, ok := dashboardVariables[name]; ok {
+					if value, ok := variables[name]; ok {
 						return value
 					}
 					unknown = append(unknown, v)

@@ -5,72 +5,37 @@
 package helm
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/streambudget/streambudget/integration/harness"
 )
 
 const (
 	root  = "../.."
 	chart = "helm/streambudget"
+	// monitoringChart is the fleet monitoring chart (monitoring_test.go).
+	monitoringChart = "helm/streambudget-monitoring"
 	// namespace is where the test renders, to see that every object lands there.
 	namespace = "logging"
 )
 
-var helmOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// helmBin returns the pinned helm binary, building it on first use.
-func helmBin(t *testing.T) string {
-	t.Helper()
-	helmOnce.Do(func() {
-		cmd := exec.Command("bash", "integration/helm/helm.sh")
-		cmd.Dir = root
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			helmOnce.err = errors.New("integration/helm/helm.sh: " + err.Error() + "\n" + stderr.String())
-			return
-		}
-		helmOnce.path = strings.TrimSpace(string(out))
-	})
-	if helmOnce.err != nil {
-		t.Fatalf("build helm: %v", helmOnce.err)
-	}
-	return helmOnce.path
-}
-
-// runHelm runs helm in the repository root and returns its stdout, and an
-// error holding its stderr when it fails.
+// runHelm runs the pinned helm in the repository root (harness.RunHelm).
 func runHelm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(helmBin(t), args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), errors.New(err.Error() + ": " + stderr.String() + stdout.String())
-	}
-	return stdout.String(), nil
+	return harness.RunHelm(t, args...)
 }
 
 // object is one rendered Kubernetes object.
@@ -86,6 +51,12 @@ func render(t *testing.T, release string, args ...string) []object {
 	if err != nil {
 		t.Fatalf("helm template %s: %v", release, err)
 	}
+	return decodeAll(t, out)
+}
+
+// decodeAll decodes every document of helm template's output.
+func decodeAll(t *testing.T, out string) []object {
+	t.Helper()
 	var objs []object
 	dec := yaml.NewDecoder(strings.NewReader(out))
 	for {
@@ -205,11 +176,13 @@ func TestLint(t *testing.T) {
 	})
 }
 
-// everythingOn switches on every optional part of the chart.
+// everythingOn switches on every optional part of the chart. The TLS Secret
+// holds a client certificate and no CA (caKey empty): the pods trust the system CAs.
 var everythingOn = []string{
 	"--set", "serviceMonitor.enabled=true",
-	"--set", "prometheusRule.enabled=true",
-	"--set", "dashboard.enabled=true",
+	"--set", "networkPolicy.enabled=true",
+	"--set", "networkPolicy.ingressFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring",
+	"--set", "networkPolicy.egress[0].ports[0].port=443",
 	"--set", "elasticsearch.existingSecret=es-creds",
 	"--set", "elasticsearch.tls.existingSecret=es-tls",
 	"--set", "elasticsearch.tls.certKey=tls.crt",
@@ -217,6 +190,12 @@ var everythingOn = []string{
 	"--set", "elasticsearch.urls={https://es-a:9200,https://es-b:9200}",
 	"--set", "aws.region=eu-west-1",
 	"--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/streambudget",
+	"--set", "envFrom[0].configMapRef.name=aws-endpoints",
+	"--set", "extraVolumes[0].name=extra",
+	"--set", "extraVolumes[0].emptyDir.sizeLimit=1Mi",
+	"--set", "extraVolumeMounts[0].name=extra",
+	"--set", "extraVolumeMounts[0].mountPath=/var/extra",
+	"--set", "commonLabels.cost-center=logging",
 }
 
 var requiredLabels = []string{
@@ -276,6 +255,14 @@ func TestTemplate(t *testing.T) {
 				t.Errorf("PodDisruptionBudget selector: got %v, want %v", got, selector)
 			}
 
+			spread := list(dig(dep, "spec", "template", "spec", "topologySpreadConstraints"))
+			if b.pods > 1 && len(spread) != 2 {
+				t.Errorf("topologySpreadConstraints with %d pods: got %v, want spread by host and zone", b.pods, spread)
+			}
+			if b.pods == 1 && len(spread) != 0 {
+				t.Errorf("topologySpreadConstraints with 1 pod: got %v, want none", spread)
+			}
+
 			cm := only(t, objs, "ConfigMap")
 			if got := str(dig(cm, "data", "budget.yaml")); got != string(b.raw) {
 				t.Errorf("ConfigMap budget.yaml is not the budget file byte for byte:\ngot  %q\nwant %q", got, b.raw)
@@ -287,6 +274,10 @@ func TestTemplate(t *testing.T) {
 
 			pod := dig(dep, "spec", "template", "spec")
 			checkPod(t, pod, cm.name())
+			// The default image is the one `make image-push VERSION=<appVersion>` publishes.
+			if got, want := str(dig(list(dig(pod, "containers"))[0], "image")), "ghcr.io/streambudget/streambudget:"+appVersion(t); got != want {
+				t.Errorf("image: got %q, want %q (the chart's appVersion)", got, want)
+			}
 			if got := str(dig(pod, "serviceAccountName")); got != only(t, objs, "ServiceAccount").name() {
 				t.Errorf("serviceAccountName: got %q, want the chart's ServiceAccount %q", got, only(t, objs, "ServiceAccount").name())
 			}
@@ -298,6 +289,22 @@ func TestTemplate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appVersion returns the team chart's appVersion.
+func appVersion(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, chart, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		AppVersion string `yaml:"appVersion"`
+	}
+	if err := yaml.Unmarshal(raw, &c); err != nil || c.AppVersion == "" {
+		t.Fatalf("Chart.yaml appVersion: got %q (%v)", c.AppVersion, err)
+	}
+	return c.AppVersion
 }
 
 // checkSelector asserts a selector has name, instance and team, and nothing
@@ -391,7 +398,8 @@ func checkPod(t *testing.T, pod any, configMap string) {
 }
 
 // TestTemplateEverythingOn renders the optional parts: ServiceMonitor,
-// PrometheusRule, dashboard, Elasticsearch credentials and TLS.
+// NetworkPolicy, Elasticsearch credentials and TLS (a client certificate
+// without a CA), envFrom, extra volumes and common labels.
 func TestTemplateEverythingOn(t *testing.T) {
 	b := budgets(t)[0]
 	objs := render(t, b.team, append([]string{"--set-file", "budget=" + b.path}, everythingOn...)...)
@@ -402,37 +410,21 @@ func TestTemplateEverythingOn(t *testing.T) {
 		t.Errorf("ServiceMonitor path: got %q, want /metrics", got)
 	}
 
-	rule := only(t, objs, "PrometheusRule")
-	if got := str(rule["apiVersion"]); got != "monitoring.coreos.com/v1" {
-		t.Errorf("PrometheusRule apiVersion: got %q, want monitoring.coreos.com/v1", got)
+	if got := byKind(objs, "PrometheusRule"); len(got) != 0 {
+		t.Errorf("PrometheusRule objects: got %d, want none (they live in the fleet chart)", len(got))
 	}
-	ruleFile, err := os.ReadFile(filepath.Join(root, chart, "dashboards", "alerts.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules map[string]any
-	if err := yaml.Unmarshal(ruleFile, &rules); err != nil {
-		t.Fatalf("dashboards/alerts.yaml: %v", err)
-	}
-	if got, want := normalise(t, dig(rule, "spec", "groups")), normalise(t, rules["groups"]); !reflect.DeepEqual(got, want) {
-		t.Errorf("PrometheusRule groups are not dashboards/alerts.yaml's:\ngot  %v\nwant %v", got, want)
-	}
-
-	var dashboard object
-	for _, cm := range byKind(objs, "ConfigMap") {
-		if stringMap(dig(cm, "metadata", "labels"))["grafana_dashboard"] == "1" {
-			dashboard = cm
+	for _, o := range objs {
+		if got := stringMap(dig(o, "metadata", "labels"))["cost-center"]; got != "logging" {
+			t.Errorf("%s %s: commonLabels cost-center got %q, want logging", o.kind(), o.name(), got)
 		}
 	}
-	if dashboard == nil {
-		t.Fatal(`no ConfigMap labelled grafana_dashboard: "1"`)
+	np := only(t, objs, "NetworkPolicy")
+	checkSelector(t, "NetworkPolicy", stringMap(dig(np, "spec", "podSelector", "matchLabels")), b.team)
+	if got := list(dig(np, "spec", "policyTypes")); !reflect.DeepEqual(got, []any{"Ingress", "Egress"}) {
+		t.Errorf("NetworkPolicy policyTypes: got %v, want [Ingress Egress]", got)
 	}
-	want, err := os.ReadFile(filepath.Join(root, chart, "dashboards", "streambudget.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := str(dig(dashboard, "data", "streambudget.json")); got != string(want) {
-		t.Errorf("dashboard ConfigMap is not dashboards/streambudget.json byte for byte")
+	if got := len(list(dig(np, "spec", "egress"))); got != 2 {
+		t.Errorf("NetworkPolicy egress rules: got %d, want 2 (DNS and the one given)", got)
 	}
 
 	dep := only(t, objs, "Deployment")
@@ -457,11 +449,29 @@ func TestTemplateEverythingOn(t *testing.T) {
 	args := list(dig(c, "args"))
 	for _, want := range []string{
 		"--es-url=https://es-a:9200,https://es-b:9200",
-		"--es-ca=/etc/streambudget-tls/ca.crt", "--es-cert=/etc/streambudget-tls/tls.crt", "--es-key=/etc/streambudget-tls/tls.key",
+		"--es-cert=/etc/streambudget-tls/tls.crt", "--es-key=/etc/streambudget-tls/tls.key",
 	} {
 		if !slices.Contains(args, any(want)) {
 			t.Errorf("args: got %v, want %s among them", args, want)
 		}
+	}
+	for _, a := range args {
+		if strings.HasPrefix(str(a), "--es-ca") {
+			t.Errorf("args: got %s, want no --es-ca (caKey is empty: a Secret without ca.crt)", a)
+		}
+	}
+	if got := str(dig(list(dig(c, "envFrom"))[0], "configMapRef", "name")); got != "aws-endpoints" {
+		t.Errorf("envFrom: got %v, want configMapRef aws-endpoints", dig(c, "envFrom"))
+	}
+	var extraMounted, extraVolume bool
+	for _, m := range list(dig(c, "volumeMounts")) {
+		extraMounted = extraMounted || (str(dig(m, "name")) == "extra" && str(dig(m, "mountPath")) == "/var/extra")
+	}
+	for _, v := range list(dig(pod, "volumes")) {
+		extraVolume = extraVolume || str(dig(v, "name")) == "extra"
+	}
+	if !extraMounted || !extraVolume {
+		t.Errorf("extraVolumes/extraVolumeMounts: volume %v, mounted %v; want both", extraVolume, extraMounted)
 	}
 	var tls bool
 	for _, v := range list(dig(pod, "volumes")) {
@@ -594,6 +604,14 @@ func TestTemplateFails(t *testing.T) {
 		{"bad-duration", append([]string{"--set", "run.failoverTime=10"}, withBudget...), "at '/run/failoverTime': got number, want string"},
 		{"secret-without-keys", append([]string{"--set", "elasticsearch.existingSecret=es", "--set", "elasticsearch.usernameKey=", "--set", "elasticsearch.passwordKey="}, withBudget...),
 			"elasticsearch.existingSecret is set but usernameKey, passwordKey and apiKeyKey are all empty"},
+		{"tls-secret-without-keys", append([]string{"--set", "elasticsearch.tls.existingSecret=es-tls"}, withBudget...),
+			"elasticsearch.tls.existingSecret is set but caKey, certKey and keyKey are all empty"},
+		{"prometheus-rule-deprecated", append([]string{"--set", "prometheusRule.enabled=true"}, withBudget...),
+			"prometheusRule.enabled: the alert rules of every team moved to the fleet monitoring chart"},
+		{"dashboard-deprecated", append([]string{"--set", "dashboard.enabled=true"}, withBudget...),
+			"dashboard.enabled: the dashboards moved to the fleet monitoring chart"},
+		{"bad-spread", append([]string{"--set", "podSpread.whenUnsatisfiable=Never"}, withBudget...),
+			"at '/podSpread/whenUnsatisfiable'"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -608,10 +626,17 @@ func TestTemplateFails(t *testing.T) {
 	}
 }
 
-// TestValuesDocumented checks that values.yaml documents every key with a
-// "# --" comment and that values.schema.json describes exactly the keys of
-// values.yaml, so that it rejects nothing documented and nothing else.
+// TestValuesDocumented checks, for both charts, that values.yaml documents
+// every key with a "# --" comment and that values.schema.json describes
+// exactly the keys of values.yaml, so that it rejects nothing documented and
+// nothing else.
 func TestValuesDocumented(t *testing.T) {
+	for _, c := range []string{chart, monitoringChart} {
+		t.Run(filepath.Base(c), func(t *testing.T) { checkValuesDocumented(t, c) })
+	}
+}
+
+func checkValuesDocumented(t *testing.T, chart string) {
 	raw, err := os.ReadFile(filepath.Join(root, chart, "values.yaml"))
 	if err != nil {
 		t.Fatal(err)

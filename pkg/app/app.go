@@ -78,7 +78,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	setMemoryLimit(log, getenv, "/sys/fs/cgroup")
-	reg := metrics.NewRegistry(opts.Version)
+	reg := metrics.NewRegistry(opts.Version, f.Team, f.StreamName())
 	urls := f.Elasticsearch.URLs
 	if len(opts.ESURLs) > 0 {
 		urls = opts.ESURLs

@@ -17,8 +17,10 @@ import (
 const Namespace = "streambudget"
 
 // NewRegistry returns a registry with the Go runtime and process collectors
-// and streambudget_build_info.
-func NewRegistry(version string) *prometheus.Registry {
+// and streambudget_build_info. build_info carries the team and stream too: it
+// is the one series every pod of a team exports from its start, so the fleet
+// monitoring alerts on a team whose build_info is absent (all its pods gone).
+func NewRegistry(version, team, stream string) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -31,8 +33,8 @@ func NewRegistry(version string) *prometheus.Registry {
 	promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 		Namespace:   Namespace,
 		Name:        "build_info",
-		Help:        "Always 1; labels carry the version of the running binary.",
-		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion},
+		Help:        "Always 1; labels carry the version of the running binary and the team and stream it reads.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion, "team": team, "stream": stream},
 	}).Set(1)
 	return reg
 }

@@ -115,6 +115,9 @@ app.kubernetes.io/version: {{ include "streambudget.version" . | quote }}
 app.kubernetes.io/component: consumer
 app.kubernetes.io/part-of: streambudget
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with omit .Values.commonLabels "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "streambudget.io/team" "app.kubernetes.io/version" "app.kubernetes.io/component" "app.kubernetes.io/part-of" "app.kubernetes.io/managed-by" }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/streambudget/streambudget/pkg/budget"
+	"github.com/streambudget/streambudget/pkg/fleet"
+)
+
+// runMonitoringValues prints the fleet monitoring chart's values from the
+// budgets: helm install ... helm/streambudget-monitoring -f <(streambudget monitoring-values budgets/).
+func runMonitoringValues(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("monitoring-values", "[--namespace NS] PATH...", stderr)
+	namespace := fs.String("namespace", "", "namespace of the teams' releases; "+fleet.TeamPlaceholder+" stands for the team's name; empty matches any namespace")
+	paths, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return usageError(fs, stderr, "no budget files or directories given")
+	}
+	files, findings := budget.LoadPaths(paths...)
+	if err := findings.Err(); err != nil {
+		for _, f := range findings {
+			fmt.Fprintln(stderr, f.Error())
+		}
+		return exitError(1)
+	}
+	out, err := fleet.Values(files, fleet.Options{Namespace: *namespace})
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}
