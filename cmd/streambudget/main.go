@@ -27,6 +27,8 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"es-setup":          {"print or apply the index templates, lifecycle policy and role a team needs in Elasticsearch or OpenSearch", runESSetup},
+	"iam-policy":        {"print the AWS IAM policy a team's pods need for Kinesis and DynamoDB", runIAMPolicy},
 	"demo":              {"three teams on the local stack, one spiking: watch the budgets hold", runDemo},
 	"run":               {"read a team's stream within its budget and index it (one pod)", runRun},
 	"lint":              {"validate budget files; --sample runs a team's rules over log lines", runLint},

@@ -100,10 +100,18 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	target, dataStream := f.Elasticsearch.Target()
+	dlTarget, dlDataStream := f.Elasticsearch.DeadLetterTarget()
+	if opts.DataStream && !dataStream {
+		// --data-stream predates elasticsearch.dataStream: the index is a
+		// data stream's name.
+		log.Warn("--data-stream is deprecated: name the target with elasticsearch.dataStream in the budget file", "index", target)
+		dataStream = true
+	}
 	schema, err := document.New(document.Options{
 		Team: f.Team, Stream: f.StreamName(),
-		Index: f.Elasticsearch.Index, DataStream: opts.DataStream,
-		DeadLetterIndex: f.Elasticsearch.DeadLetterIndex,
+		Index: target, DataStream: dataStream,
+		DeadLetterIndex: dlTarget, DeadLetterDataStream: dlDataStream,
 		Drop:            f.Drop, Redact: f.Redact,
 		Decode: decode.Options{Format: f.Decode, MaxDecompressedBytes: f.Limits.MaxDecompressedBytes},
 	})
@@ -131,6 +139,9 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:            log,
 		Registerer:        reg,
 	}
+	if copts.WorkerID == "" {
+		copts.WorkerID = consumer.DefaultWorkerID()
+	}
 	if f.Cluster != nil {
 		coord = cluster.NewCoordinator(cluster.CoordinatorOptions{
 			Cluster:   *f.Cluster,
@@ -151,9 +162,6 @@ func Run(ctx context.Context, opts Options) error {
 			Registerer: reg,
 		}, f.StreamName())
 		copts.Allowance = coord
-	}
-	if copts.WorkerID == "" {
-		copts.WorkerID = consumer.DefaultWorkerID()
 	}
 	c, err = consumer.New(copts)
 	if err != nil {
@@ -180,7 +188,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	mux := routes(reg, c, sink, statusHandler(f, c, mon, coord, opts.Version))
+	pre := newPreflight(sink, f, log.With("team", f.Team, "component", "preflight"), reg)
+	mux := routes(reg, c, sink, pre, statusHandler(f, c, mon, coord, opts.Version))
 	if opts.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -210,11 +219,18 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return mon.Run(bg) })
-	if coord != nil {
-		g.Go(func() error { return coord.Run(bg) })
+	// Nothing is read before the cluster is known to take the writes as
+	// configured; a refusal stops the pod with its sentence.
+	if err = pre.start(runCtx); err == nil {
+		g.Go(func() error { return pre.run(bg) })
+		g.Go(func() error { return mon.Run(bg) })
+		if coord != nil {
+			g.Go(func() error { return coord.Run(bg) })
+		}
+		err = c.Run(runCtx)
+	} else if ctx.Err() != nil && context.Cause(runCtx) == ctx.Err() {
+		err = nil // stopped while waiting for the cluster
 	}
-	err = c.Run(runCtx)
 	stopBackground()
 	shutCtx, stop := context.WithTimeout(context.Background(), 2*time.Second)
 	defer stop()
@@ -258,7 +274,12 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-func routes(reg *prometheus.Registry, c *consumer.Consumer, sink pinger, status http.Handler) *http.ServeMux {
+// checker says why the targets are not writable, or nil.
+type checker interface {
+	Err() error
+}
+
+func routes(reg *prometheus.Registry, c *consumer.Consumer, sink pinger, pre checker, status http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /", status)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
@@ -271,6 +292,10 @@ func routes(reg *prometheus.Registry, c *consumer.Consumer, sink pinger, status 
 		lastErr  error
 	)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := pre.Err(); err != nil {
+			http.Error(w, "preflight: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		if !c.Ready() {
 			http.Error(w, "worker not running", http.StatusServiceUnavailable)
 			return

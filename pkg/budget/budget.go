@@ -86,11 +86,37 @@ type Budget struct {
 	MaxBytesPerSecond int64
 }
 
-// Elasticsearch says where documents go.
+// Elasticsearch says where documents go: each target is either a dated
+// index pattern (written with op index and a deterministic _id: a replay
+// overwrites) or a data stream (written with op create: a replay into the
+// same backing index is refused as a duplicate, one after a rollover is
+// not).
 type Elasticsearch struct {
-	URLs            []string
-	Index           string
-	DeadLetterIndex string
+	URLs []string
+	// Index or DataStream is the documents' target; exactly one is set.
+	Index, DataStream string
+	// DeadLetterIndex or DeadLetterDataStream is the dead letters' target.
+	DeadLetterIndex, DeadLetterDataStream string
+	// Retention is how long documents are kept (es-setup's lifecycle
+	// policy); zero: no policy.
+	Retention time.Duration
+}
+
+// Target is the documents' target and whether it is a data stream.
+func (e Elasticsearch) Target() (name string, dataStream bool) {
+	if e.DataStream != "" {
+		return e.DataStream, true
+	}
+	return e.Index, false
+}
+
+// DeadLetterTarget is the dead letters' target and whether it is a data
+// stream.
+func (e Elasticsearch) DeadLetterTarget() (name string, dataStream bool) {
+	if e.DeadLetterDataStream != "" {
+		return e.DeadLetterDataStream, true
+	}
+	return e.DeadLetterIndex, false
 }
 
 // Limits bound what one record may cost.

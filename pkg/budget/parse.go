@@ -315,7 +315,7 @@ func (p *parser) budget(n *yaml.Node, f *File) {
 }
 
 func (p *parser) elasticsearch(n *yaml.Node, f *File) {
-	es, ok := p.mapping(n, "elasticsearch", "urls", "index", "deadLetterIndex")
+	es, ok := p.mapping(n, "elasticsearch", "urls", "index", "dataStream", "deadLetterIndex", "deadLetterDataStream", "retention")
 	if !ok {
 		return
 	}
@@ -336,25 +336,86 @@ func (p *parser) elasticsearch(n *yaml.Node, f *File) {
 		}
 		f.Elasticsearch.URLs = urls
 	}
-	for _, k := range []struct {
-		key string
-		dst *string
-	}{{"index", &f.Elasticsearch.Index}, {"deadLetterIndex", &f.Elasticsearch.DeadLetterIndex}} {
-		v := p.required(es, "elasticsearch", k.key)
-		if v == nil {
-			continue
+	p.target(es, "index", "dataStream", &f.Elasticsearch.Index, &f.Elasticsearch.DataStream)
+	p.target(es, "deadLetterIndex", "deadLetterDataStream", &f.Elasticsearch.DeadLetterIndex, &f.Elasticsearch.DeadLetterDataStream)
+	if v := es.get("retention"); v != nil {
+		if s, ok := p.str(v, "elasticsearch.retention"); ok {
+			d, err := ParseRetention(s)
+			if err != nil {
+				p.errorf(v, "elasticsearch.retention", "%v", err)
+			}
+			f.Elasticsearch.Retention = d
 		}
-		field := "elasticsearch." + k.key
-		s, ok := p.str(v, field)
-		if !ok {
-			continue
-		}
-		if err := ValidateIndexPattern(s); err != nil {
-			p.errorf(v, field, "%v", err)
-		}
-		*k.dst = s
 	}
 }
+
+// builtinDataStreams is the index pattern of Elasticsearch's built-in logs
+// template (7.9 and later): a name it matches becomes a data stream.
+var builtinDataStreams = regexp.MustCompile(`^logs-[^-]*-.+$`)
+
+// target reads one of index (a dated pattern, written with op index) and
+// dataStream (a data stream's name, written with op create).
+func (p *parser) target(es fields, indexKey, streamKey string, index, stream *string) {
+	iv, sv := es.get(indexKey), es.get(streamKey)
+	switch {
+	case iv == nil && sv == nil:
+		p.errorf(es.node, "elasticsearch."+streamKey, "is required (or %s)", indexKey)
+		return
+	case iv != nil && sv != nil:
+		p.errorf(sv, "elasticsearch."+streamKey, "give %s or %s, not both", indexKey, streamKey)
+		return
+	case sv != nil:
+		field := "elasticsearch." + streamKey
+		s, ok := p.str(sv, field)
+		if !ok {
+			return
+		}
+		if err := ValidateIndexPattern(s); err != nil {
+			p.errorf(sv, field, "%v", err)
+		} else if strings.ContainsAny(s, "{}") {
+			p.errorf(sv, field, "a data stream's name has no date tokens (%q); its backing indices roll over by themselves", s)
+		}
+		*stream = s
+		return
+	}
+	field := "elasticsearch." + indexKey
+	s, ok := p.str(iv, field)
+	if !ok {
+		return
+	}
+	if err := ValidateIndexPattern(s); err != nil {
+		p.errorf(iv, field, "%v", err)
+	} else if builtinDataStreams.MatchString(s) {
+		prefix, _, _ := strings.Cut(s, "{")
+		prefix = strings.TrimRight(prefix, "-.")
+		if strings.Count(prefix, "-") < 2 {
+			prefix += "-default"
+		}
+		p.warnf(iv, field, "%q matches logs-*-*, which Elasticsearch 7.9+ and 8 make a data stream (built-in template): every document written with op index would be refused; write %s: %s (op create) or use a name outside logs-*-*", s, streamKey, prefix)
+	}
+	*index = s
+}
+
+// ParseRetention reads a retention such as 30d or 12h: how long documents
+// are kept before the lifecycle policy deletes them.
+func ParseRetention(s string) (time.Duration, error) {
+	m := retentionRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("must be a number of days or hours such as 30d or 12h, got %q", s)
+	}
+	n, _ := strconv.Atoi(m[1])
+	unit := time.Hour
+	if m[2] == "d" {
+		unit = 24 * time.Hour
+	}
+	d := time.Duration(n) * unit
+	if d < time.Hour || d > 3650*24*time.Hour {
+		return 0, fmt.Errorf("must be between 1h and 3650d, got %q", s)
+	}
+	return d, nil
+}
+
+var retentionRe = regexp.MustCompile(`^([0-9]{1,6})([dh])$`)
 
 func (p *parser) dropRules(n *yaml.Node) []DropRule {
 	if n.Kind != yaml.SequenceNode {
