@@ -112,7 +112,7 @@ func Run(ctx context.Context, opts Options) error {
 		Team: f.Team, Stream: f.StreamName(),
 		Index: target, DataStream: dataStream,
 		DeadLetterIndex: dlTarget, DeadLetterDataStream: dlDataStream,
-		Drop:            f.Drop, Redact: f.Redact,
+		Drop: f.Drop, Redact: f.Redact,
 		Decode: decode.Options{Format: f.Decode, MaxDecompressedBytes: f.Limits.MaxDecompressedBytes},
 	})
 	if err != nil {

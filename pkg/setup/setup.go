@@ -110,7 +110,7 @@ func lifecycle(name, distribution string, retention time.Duration, patterns []st
 			Body: map[string]any{"policy": map[string]any{
 				"description":   "streambudget: keep " + days(retention),
 				"default_state": "hot",
-				"states": []any{hot, map[string]any{"name": "delete", "actions": []any{map[string]any{"delete": map[string]any{}}}, "transitions": []any{}}},
+				"states":        []any{hot, map[string]any{"name": "delete", "actions": []any{map[string]any{"delete": map[string]any{}}}, "transitions": []any{}}},
 				"ism_template":  map[string]any{"index_patterns": dsBacking(patterns), "priority": templatePriority},
 			}}}
 	}
