@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -62,7 +61,9 @@ func hostile() []struct {
 		{"CloudWatch Logs of the wrong shape", gz([]byte(`{"messageType":"DATA_MESSAGE","logEvents":{"id":1}}`)), true},
 		{"empty record", []byte{}, true},
 		{"field type A", []byte(`{"conflict":{"nested":true},"message":"object"}`), false},
-		{"field type B", []byte(`{"conflict":"a string now","message":"string"}`), false},
+		// Dynamic mapping made conflict an object: Elasticsearch refuses
+		// the string (document_parsing_exception), so it is dead-lettered.
+		{"field type B", []byte(`{"conflict":"a string now","message":"string"}`), true},
 		{"control characters", []byte("ctl \x01\x02\x1b[31m red \x7f"), false},
 		{"a long line", []byte(strings.Repeat("long line ", 50000)), false},
 	}
@@ -167,14 +168,11 @@ func TestSecretsStayOut(t *testing.T) {
 			t.Errorf("the planted secret appears in the %s", where)
 		}
 	}
-	// The dead letter keeps the non-UTF-8 record as base64: decoded, it is
-	// redacted too.
-	raw, err := base64.StdEncoding.DecodeString(dead[0]["deadletter.raw"])
-	if err != nil || dead[0]["deadletter.raw_encoding"] != "base64" {
-		t.Fatalf("dead letter raw %q (%s): %v", dead[0]["deadletter.raw"], dead[0]["deadletter.raw_encoding"], err)
-	}
-	if bytes.Contains(raw, []byte(secret)) || !bytes.Contains(raw, []byte("[REDACTED]")) {
-		t.Errorf("dead letter raw %q: want the e-mail redacted", raw)
+	// The team has a field rule, which needs a decoded document: the
+	// undecodable record's bytes cannot be redacted with certainty, so the
+	// dead letter keeps only their size and hash, and says why.
+	if dead[0]["deadletter.raw"] != "" || dead[0]["deadletter.raw_encoding"] != "withheld" {
+		t.Errorf("dead letter raw %q (%s): want the bytes withheld", dead[0]["deadletter.raw"], dead[0]["deadletter.raw_encoding"])
 	}
 	if !strings.Contains(fmt.Sprint(docs), "[REDACTED]") {
 		t.Errorf("redaction did not apply before indexing: %v", docs)
@@ -204,7 +202,7 @@ func TestTLS(t *testing.T) {
 	}
 	keyPath := write("client-key.pem", keyDER, "EC PRIVATE KEY")
 
-	target, err := url.Parse(env.ESURL)
+	target, err := url.Parse(env.ES.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

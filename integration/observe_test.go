@@ -51,7 +51,7 @@ func TestWherePeopleLook(t *testing.T) {
 	})
 
 	t.Run("dashboard queries", func(t *testing.T) {
-		queries, err := h.DashboardQueries("../helm/streambudget/dashboards/streambudget.json")
+		queries, err := h.DashboardQueries("../helm/streambudget-monitoring/dashboards/team.json")
 		if err != nil {
 			t.Fatal(err)
 		}

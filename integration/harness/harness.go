@@ -40,9 +40,14 @@ type Env struct {
 	KinesisLocal string // kinesis-local: resharding, MillisBehindLatest
 	Kinesalite   string // kinesalite: fast for volume
 	DynamoDB     string
-	ESURL        string // what the consumer writes to
+	ESURL        string // the search server
 	Bin          string // the streambudget binary
 	Search       Search
+	// ES stands between consumers and the search server: it answers as a
+	// default Elasticsearch 8 install would (data streams, 409 on a
+	// replayed create) and injects faults. Consumers write through it
+	// unless their options name another URL.
+	ES *ESProxy
 }
 
 // Load reads the environment, failing t when the stack is not there.
@@ -69,6 +74,7 @@ func Load(t testing.TB) *Env {
 		e.Search = &VictoriaLogs{QueryURL: need("STREAMBUDGET_LOGSQL_URL")}
 	}
 	need("AWS_REGION")
+	e.ES = e.NewESProxy(t)
 	return e
 }
 
@@ -224,8 +230,17 @@ func PutErr(ctx context.Context, kc *kinesis.Client, stream string, recs []Recor
 	return nil
 }
 
-// Budget writes a budget file for a test team and returns its path.
+// Budget writes a budget file for a test team and returns its path. The
+// team's documents go to the data stream logs-<team>-test, its dead letters
+// to the index deadletter-<team>.
 func Budget(t testing.TB, team, stream string, shards int, budgetYAML, extra string) string {
+	t.Helper()
+	es := fmt.Sprintf("dataStream: logs-%s-test\ndeadLetterIndex: deadletter-%s", team, team)
+	return BudgetES(t, team, stream, shards, budgetYAML, es, extra)
+}
+
+// BudgetES is Budget with the elasticsearch section's targets given.
+func BudgetES(t testing.TB, team, stream string, shards int, budgetYAML, esYAML, extra string) string {
 	t.Helper()
 	body := fmt.Sprintf(`team: %s
 stream: %s
@@ -235,10 +250,9 @@ budget:
 pods: 1
 elasticsearch:
   urls: [http://unused.invalid:9200]
-  index: logs-%s-{yyyy.MM.dd}
-  deadLetterIndex: deadletter-%s
+%s
 decode: auto
-%s`, team, stream, shards, indent(budgetYAML, "  "), team, team, extra)
+%s`, team, stream, shards, indent(budgetYAML, "  "), indent(esYAML, "  "), extra)
 	path := filepath.Join(t.TempDir(), team+".yaml")
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -264,6 +278,7 @@ type Consumer struct {
 type ConsumerOptions struct {
 	Budget   string
 	Kinesis  string // endpoint
+	ES       string // Elasticsearch URL; default env.ES
 	WorkerID string
 	Args     []string
 	Env      []string
@@ -274,7 +289,11 @@ type ConsumerOptions struct {
 func (e *Env) StartConsumer(t testing.TB, o ConsumerOptions) *Consumer {
 	t.Helper()
 	addr := freeAddr(t)
-	args := append([]string{"run", "--budget", o.Budget, "--listen", addr, "--es-url", e.ESURL,
+	es := o.ES
+	if es == "" {
+		es = e.ES.URL
+	}
+	args := append([]string{"run", "--budget", o.Budget, "--listen", addr, "--es-url", es,
 		"--log-format", "text", "--log-level", "info"}, o.Args...)
 	if o.WorkerID != "" {
 		args = append(args, "--worker-id", o.WorkerID)

@@ -251,6 +251,9 @@ func (s *Sink) send(ctx context.Context, items []Item, chunk []int, results []Re
 		switch {
 		case r.Status == Indexed || r.Status == Existed:
 			results[i] = r
+			if r.Status == Existed {
+				s.m.replayed.Inc()
+			}
 			if items[i].DeadLetter != "" {
 				s.m.deadLettered.WithLabelValues(items[i].DeadLetter).Inc()
 			} else {

@@ -73,6 +73,7 @@ type Sink struct {
 
 type sinkMetrics struct {
 	indexed      prometheus.Counter
+	replayed     prometheus.Counter
 	deadLettered *prometheus.CounterVec
 	retries      *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
@@ -142,6 +143,10 @@ func New(opts Options) (*Sink, error) {
 		indexed: f.NewCounter(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "sink", Name: "indexed_total", ConstLabels: labels,
 			Help: "Documents Elasticsearch confirmed (including replays it already had).",
+		}),
+		replayed: f.NewCounter(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "sink", Name: "replayed_total", ConstLabels: labels,
+			Help: "Creates Elasticsearch answered 409 because it already had the document (documents and dead letters): records read again after a restart, a lease move or a lost confirmation. Each is written once.",
 		}),
 		deadLettered: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "sink", Name: "dead_lettered_total", ConstLabels: labels,

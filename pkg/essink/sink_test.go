@@ -109,13 +109,14 @@ func statuses(rs []Result) string {
 
 func TestIndexItemResults(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		create     bool
-		answer     func(call int, a []map[string]map[string]string, s []string) (int, string)
-		wantCalls  int
-		want       string
-		wantRetry  map[string]float64
-		wantSource []string // sources of the last call
+		name         string
+		create       bool
+		answer       func(call int, a []map[string]map[string]string, s []string) (int, string)
+		wantCalls    int
+		want         string
+		wantRetry    map[string]float64
+		wantSource   []string // sources of the last call
+		wantReplayed float64
 	}{
 		{
 			name: "all created",
@@ -147,7 +148,7 @@ func TestIndexItemResults(t *testing.T) {
 			answer: func(int, []map[string]map[string]string, []string) (int, string) {
 				return 200, bulkBody(item("create", 201, ""), item("create", 409, "version_conflict_engine_exception"), item("create", 201, ""))
 			},
-			wantCalls: 1, want: "indexed existed indexed",
+			wantCalls: 1, want: "indexed existed indexed", wantReplayed: 1,
 		},
 		{
 			name: "a request-level 503 is retried whole",
@@ -187,6 +188,9 @@ func TestIndexItemResults(t *testing.T) {
 			}
 			if got := statuses(results); got != tc.want {
 				t.Errorf("results %s, want %s", got, tc.want)
+			}
+			if got := testutil.ToFloat64(s.m.replayed); got != tc.wantReplayed {
+				t.Errorf("replayed_total = %v, want %v", got, tc.wantReplayed)
 			}
 			if es.calls != tc.wantCalls {
 				t.Errorf("got %d bulk calls, want %d", es.calls, tc.wantCalls)
