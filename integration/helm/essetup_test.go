@@ -2,6 +2,7 @@ package helm
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -465,5 +466,73 @@ func TestNotes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestESSetupArgsRun runs the streambudget binary with the very arguments
+// the Job renders, with --dry-run and the budget file in place of the
+// mount: a flag es-setup does not know, or a budget it refuses, fails here
+// rather than in a pre-upgrade hook.
+func TestESSetupArgsRun(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "streambudget")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/streambudget")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/streambudget: %v\n%s", err, out)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(ca, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range budgets(t) {
+		for _, dist := range []string{"elasticsearch", "opensearch"} {
+			t.Run(b.team+"/"+dist, func(t *testing.T) {
+				objs := render(t, b.team, append(append([]string{"--set-file", "budget=" + b.path}, esSetupOn...),
+					"--set", "esSetup.distribution="+dist, "--set", "esSetup.urls={https://es-admin:9200}",
+					"--set", "elasticsearch.tls.existingSecret=es-tls", "--set", "elasticsearch.tls.caKey=ca.crt")...)
+				_, _, c := esSetupJob(t, objs)
+				args := argsOf(c)
+				if len(args) == 0 || args[0] != "es-setup" {
+					t.Fatalf("Job args: got %q, want es-setup first", args)
+				}
+				run := []string{"es-setup", "--dry-run"}
+				for _, a := range args[1:] {
+					switch {
+					case a == budgetPath:
+						a = filepath.Join(root, b.path)
+					case strings.HasPrefix(a, "--es-ca="):
+						a = "--es-ca=" + ca
+					}
+					run = append(run, a)
+				}
+				cmd := exec.Command(bin, run...)
+				var stderr strings.Builder
+				cmd.Stderr = &stderr
+				out, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("streambudget %s: %v\n%s", strings.Join(run, " "), err, stderr.String())
+				}
+				var teams []struct {
+					Team         string `yaml:"team"`
+					Distribution string `yaml:"distribution"`
+					Requests     []struct {
+						Path string `yaml:"path"`
+					} `yaml:"requests"`
+				}
+				if err := yaml.Unmarshal(out, &teams); err != nil {
+					t.Fatalf("decode es-setup --dry-run: %v\n%s", err, out)
+				}
+				if len(teams) != 1 || teams[0].Team != b.team || teams[0].Distribution != dist {
+					t.Fatalf("es-setup --dry-run: got %+v, want team %s on %s", teams, b.team, dist)
+				}
+				var role bool
+				for _, r := range teams[0].Requests {
+					role = role || strings.HasSuffix(r.Path, "/streambudget-"+b.team)
+				}
+				if !role {
+					t.Errorf("es-setup --dry-run requests: got %+v, want the role streambudget-%s", teams[0].Requests, b.team)
+				}
+			})
+		}
 	}
 }
