@@ -166,6 +166,9 @@ func TestLint(t *testing.T) {
 			if out, err := runHelm(t, "lint", "--strict", chart, "--set-file", "budget="+b.path); err != nil {
 				t.Fatalf("helm lint --strict with %s: %v\n%s", b.path, err, out)
 			}
+			if out, err := runHelm(t, append([]string{"lint", "--strict", chart, "--set-file", "budget=" + b.path}, esSetupOn...)...); err != nil {
+				t.Fatalf("helm lint --strict with %s and the es-setup hook: %v\n%s", b.path, err, out)
+			}
 		})
 	}
 	t.Run("everything-on", func(t *testing.T) {
@@ -177,8 +180,12 @@ func TestLint(t *testing.T) {
 }
 
 // everythingOn switches on every optional part of the chart. The TLS Secret
-// holds a client certificate and no CA (caKey empty): the pods trust the system CAs.
+// holds a client certificate and no CA (caKey empty): the pods and the
+// es-setup Job trust the system CAs.
 var everythingOn = []string{
+	"--set", "esSetup.enabled=true",
+	"--set", "esSetup.existingSecret=es-admin",
+	"--set", "esSetup.distribution=opensearch",
 	"--set", "serviceMonitor.enabled=true",
 	"--set", "networkPolicy.enabled=true",
 	"--set", "networkPolicy.ingressFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring",

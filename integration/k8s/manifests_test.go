@@ -2,9 +2,11 @@
 // accept: every object decoded strictly into its k8s.io/api (or Prometheus
 // Operator) type, where an unknown or misplaced field fails; names, labels and
 // selectors valid and matching; every pod template admitted by the Pod
-// Security "restricted" profile at its latest version. It renders every
-// budget of budgets/, the charts with every option on, the API-key-only case,
-// the chart as a subchart, and the fleet monitoring chart from budgets/.
+// Security "restricted" profile at its latest version, the es-setup hook
+// Job's too. It renders every budget of budgets/, the charts with every
+// option on, the API-key-only case, the es-setup hook with admin credentials
+// as username/password and as an API key only, the chart as a subchart, and
+// the fleet monitoring chart from budgets/.
 //
 // It is its own module so that the Kubernetes libraries stay out of the
 // service's go.mod. helm comes from integration/helm/helm.sh, as in the
@@ -25,6 +27,7 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -55,6 +58,8 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &corev1.ServiceAccount{}, nil
 	case "apps/v1 Deployment":
 		return &appsv1.Deployment{}, nil
+	case "batch/v1 Job":
+		return &batchv1.Job{}, nil
 	case "policy/v1 PodDisruptionBudget":
 		return &policyv1.PodDisruptionBudget{}, nil
 	case "networking.k8s.io/v1 NetworkPolicy":
@@ -168,6 +173,45 @@ func checkObjects(objs []decoded, ns string) error {
 		}
 		return false
 	}
+	// The selectors of the team's pods, hook ConfigMaps and the release's
+	// ServiceAccounts, for the checks of a Job.
+	var selectors []labels.Selector
+	hookConfigMaps := map[string]bool{}
+	serviceAccounts := map[string]bool{}
+	for _, o := range objs {
+		switch obj := o.obj.(type) {
+		case *appsv1.Deployment:
+			if sel, err := metav1.LabelSelectorAsSelector(obj.Spec.Selector); err == nil {
+				selectors = append(selectors, sel)
+			}
+		case *corev1.Service:
+			if len(obj.Spec.Selector) > 0 {
+				selectors = append(selectors, labels.SelectorFromSet(obj.Spec.Selector))
+			}
+		case *policyv1.PodDisruptionBudget:
+			if sel, err := metav1.LabelSelectorAsSelector(obj.Spec.Selector); err == nil {
+				selectors = append(selectors, sel)
+			}
+		case *networkingv1.NetworkPolicy:
+			if sel, err := metav1.LabelSelectorAsSelector(&obj.Spec.PodSelector); err == nil {
+				selectors = append(selectors, sel)
+			}
+		case *corev1.ConfigMap:
+			if o.meta.Annotations["helm.sh/hook"] != "" {
+				hookConfigMaps[o.meta.Name] = true
+			}
+		case *corev1.ServiceAccount:
+			serviceAccounts[o.meta.Name] = true
+		}
+	}
+	selected := func(l map[string]string) bool {
+		for _, sel := range selectors {
+			if !sel.Empty() && sel.Matches(labels.Set(l)) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, o := range objs {
 		for _, msg := range validation.IsDNS1123Subdomain(o.meta.Name) {
 			add(o, "name: %s", msg)
@@ -189,24 +233,37 @@ func checkObjects(objs []decoded, ns string) error {
 			if obj.Spec.Replicas == nil || *obj.Spec.Replicas < 1 {
 				add(o, "replicas: got %v, want at least 1", obj.Spec.Replicas)
 			}
-			if err := checkRestricted(&obj.Spec.Template); err != nil {
-				add(o, "%v", err)
-			}
 			for _, c := range obj.Spec.Template.Spec.TopologySpreadConstraints {
 				if c.LabelSelector == nil || !selects(c.LabelSelector.MatchLabels) {
 					add(o, "topology spread constraint %s selects none of the team's pods", c.TopologyKey)
 				}
 			}
-			mounts := map[string]bool{}
-			for _, v := range obj.Spec.Template.Spec.Volumes {
-				mounts[v.Name] = true
+			for _, err := range checkPodTemplate(&obj.Spec.Template) {
+				add(o, "%v", err)
 			}
-			for _, c := range obj.Spec.Template.Spec.Containers {
-				for _, m := range c.VolumeMounts {
-					if !mounts[m.Name] {
-						add(o, "container %s mounts %s, which is no volume of the pod", c.Name, m.Name)
+		case *batchv1.Job:
+			// The job controller labels its pods job-name=<name>: a label value.
+			for _, msg := range validation.IsValidLabelValue(o.meta.Name) {
+				add(o, "name as the job-name label of its pods: %s", msg)
+			}
+			if p := obj.Spec.Template.Spec.RestartPolicy; p != corev1.RestartPolicyNever && p != corev1.RestartPolicyOnFailure {
+				add(o, "restartPolicy %q: a Job's pods need Never or OnFailure", p)
+			}
+			if len(obj.Spec.Template.Labels) > 0 && selected(obj.Spec.Template.Labels) {
+				add(o, "its pod template's labels %v are selected by a selector of the team's pods", obj.Spec.Template.Labels)
+			}
+			if o.meta.Annotations["helm.sh/hook"] != "" {
+				for _, v := range obj.Spec.Template.Spec.Volumes {
+					if v.ConfigMap != nil && !hookConfigMaps[v.ConfigMap.Name] {
+						add(o, "a hook mounts ConfigMap %s, which is no hook of the same render: it does not exist when the hook runs on install", v.ConfigMap.Name)
 					}
 				}
+				if sa := obj.Spec.Template.Spec.ServiceAccountName; sa != "" && serviceAccounts[sa] {
+					add(o, "a hook runs as ServiceAccount %s, a release object that does not exist when it runs on install", sa)
+				}
+			}
+			for _, err := range checkPodTemplate(&obj.Spec.Template) {
+				add(o, "%v", err)
 			}
 		case *corev1.Service:
 			for _, msg := range validation.IsDNS1035Label(o.meta.Name) {
@@ -230,6 +287,27 @@ func checkObjects(objs []decoded, ns string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkPodTemplate checks a pod template against the restricted profile and
+// that every volume mount names a volume of the pod.
+func checkPodTemplate(tmpl *corev1.PodTemplateSpec) []error {
+	var errs []error
+	if err := checkRestricted(tmpl); err != nil {
+		errs = append(errs, err)
+	}
+	volumes := map[string]bool{}
+	for _, v := range tmpl.Spec.Volumes {
+		volumes[v.Name] = true
+	}
+	for _, c := range tmpl.Spec.Containers {
+		for _, m := range c.VolumeMounts {
+			if !volumes[m.Name] {
+				errs = append(errs, fmt.Errorf("container %s mounts %s, which is no volume of the pod", c.Name, m.Name))
+			}
+		}
+	}
+	return errs
 }
 
 var helmOnce = sync.OnceValues(func() (string, error) {
@@ -280,6 +358,10 @@ func budgetFiles(t *testing.T) []string {
 
 // everythingOn switches on every optional part of the team chart.
 var everythingOn = []string{
+	"--set", "esSetup.enabled=true",
+	"--set", "esSetup.existingSecret=es-admin",
+	"--set", "esSetup.distribution=opensearch",
+	"--set", "esSetup.urls={https://es-admin.example:9200}",
 	"--set", "serviceMonitor.enabled=true",
 	"--set", "serviceMonitor.relabelings[0].action=replace",
 	"--set", "serviceMonitor.relabelings[0].targetLabel=cluster",
@@ -319,6 +401,11 @@ func renders(t *testing.T) map[string]string {
 		out["team/"+team+"/everything-on"] = helmTemplate(t, team, teamChart, append([]string{"--set-file", "budget=" + b}, everythingOn...)...)
 		out["team/"+team+"/api-key-only"] = helmTemplate(t, team, teamChart, "--set-file", "budget="+b,
 			"--set", "elasticsearch.existingSecret=es-api-key", "--set", "elasticsearch.apiKeyKey=api-key")
+		out["team/"+team+"/es-setup"] = helmTemplate(t, team, teamChart, "--set-file", "budget="+b,
+			"--set", "esSetup.enabled=true", "--set", "esSetup.existingSecret=es-admin")
+		out["team/"+team+"/es-setup-api-key-only"] = helmTemplate(t, team, teamChart, "--set-file", "budget="+b,
+			"--set", "elasticsearch.existingSecret=es-api-key", "--set", "elasticsearch.apiKeyKey=api-key",
+			"--set", "esSetup.enabled=true", "--set", "esSetup.existingSecret=es-admin-api-key", "--set", "esSetup.apiKeyKey=api-key")
 	}
 	out["subchart"] = helmTemplate(t, "logging", umbrella(t))
 	values := monitoringValues(t)
@@ -422,9 +509,13 @@ func TestManifests(t *testing.T) {
 			for _, o := range objs {
 				kinds[o.kind]++
 			}
+			wantJobs := 0
+			if strings.Contains(name, "/es-setup") || strings.HasSuffix(name, "/everything-on") {
+				wantJobs = 1
+			}
 			switch {
-			case strings.HasPrefix(name, "team/") && kinds["Deployment"] != 1:
-				t.Errorf("Deployments: got %d, want 1", kinds["Deployment"])
+			case strings.HasPrefix(name, "team/") && (kinds["Deployment"] != 1 || kinds["Job"] != wantJobs):
+				t.Errorf("Deployments and Jobs: got %d and %d, want 1 and %d", kinds["Deployment"], kinds["Job"], wantJobs)
 			case name == "subchart" && kinds["Deployment"] != 2:
 				t.Errorf("Deployments: got %d, want 2 (payments and search)", kinds["Deployment"])
 			case strings.HasPrefix(name, "monitoring/") && (kinds["PrometheusRule"] != 1 || kinds["ConfigMap"] != 2):
@@ -436,7 +527,9 @@ func TestManifests(t *testing.T) {
 
 // TestChecksBite shows that the checks reject what the API server or the
 // restricted profile would: a misspelt field in a value the chart passes
-// through, and a container allowed to escalate its privileges.
+// through, a container (of the Deployment or of the es-setup Job) allowed to
+// escalate its privileges, and a hook Job selected as one of the team's
+// pods, mounting what does not exist yet on install, or restarting forever.
 func TestChecksBite(t *testing.T) {
 	b := budgetFiles(t)[0]
 	typo := helmTemplate(t, "typo", teamChart, "--set-file", "budget="+b, "--set", "extraEnv[0].nmae=X")
@@ -455,6 +548,50 @@ func TestChecksBite(t *testing.T) {
 			t.Errorf("a pod that may escalate and run as root: got %v, want the restricted profile to object (%s)", err, want)
 		}
 	}
+	escalatingJob := helmTemplate(t, "escalating", teamChart, "--set-file", "budget="+b,
+		"--set", "esSetup.enabled=true", "--set", "esSetup.existingSecret=es-admin", "--set", "securityContext.allowPrivilegeEscalation=true")
+	objs, err = decodeStrict(escalatingJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkObjects(objs, namespace); err == nil || !strings.Contains(err.Error(), "Job escalating-streambudget-es-setup: pod security restricted") {
+		t.Errorf("an es-setup Job that may escalate: got %v, want the restricted profile to object to the Job", err)
+	}
+
+	// Mistakes a hook Job could make, made in a good render.
+	good := helmTemplate(t, "edge", teamChart, "--set-file", "budget="+b, "--set", "esSetup.enabled=true", "--set", "esSetup.existingSecret=es-admin")
+	mistakes := []struct{ name, old, new, want string }{
+		{"pods-selected-as-the-team's", "app.kubernetes.io/name: streambudget-es-setup", "app.kubernetes.io/name: streambudget",
+			"are selected by a selector of the team's pods"},
+		{"the-release's-configmap", "configMap:\n            name: edge-streambudget-es-setup", "configMap:\n            name: edge-streambudget",
+			"a hook mounts ConfigMap edge-streambudget, which is no hook"},
+		{"the-release's-service-account", "restartPolicy: Never\n", "restartPolicy: Never\n      serviceAccountName: edge-streambudget\n",
+			"a hook runs as ServiceAccount edge-streambudget"},
+		{"restarting", "restartPolicy: Never", "restartPolicy: Always", `restartPolicy "Always"`},
+		{"long-name", "name: edge-streambudget-es-setup\n  namespace: logging\n  labels:\n    app.kubernetes.io/component: es-setup",
+			"name: edge-streambudget-es-setup-" + strings.Repeat("x", 40) + "\n  namespace: logging\n  labels:\n    app.kubernetes.io/component: es-setup",
+			"name as the job-name label of its pods"},
+	}
+	for _, m := range mistakes {
+		t.Run(m.name, func(t *testing.T) {
+			if !strings.Contains(good, m.old) {
+				t.Fatalf("the render has no %q to change", m.old)
+			}
+			objs, err := decodeStrict(strings.Replace(good, m.old, m.new, -1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := checkObjects(objs, namespace); err == nil || !strings.Contains(err.Error(), m.want) {
+				t.Errorf("got %v, want an error containing %q", err, m.want)
+			}
+		})
+	}
+	if objs, err := decodeStrict(good); err != nil {
+		t.Fatal(err)
+	} else if err := checkObjects(objs, namespace); err != nil {
+		t.Errorf("the unchanged render: %v", err)
+	}
+
 	unknown := "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n"
 	if _, err := decodeStrict(unknown); err == nil || !strings.Contains(err.Error(), "not a kind the charts render") {
 		t.Errorf("a kind the charts do not render: got %v, want an error", err)

@@ -170,3 +170,51 @@ more than one newline.
 {{- printf "|-\n%s" ($s | indent .indent) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The name of the es-setup hook's Job and ConfigMap: the full name with
+-es-setup, 63 characters at most (the Job's name becomes its pods' job-name
+label).
+*/}}
+{{- define "streambudget.esSetupName" -}}
+{{- printf "%s-es-setup" (include "streambudget.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+Labels of the es-setup hook's objects and pods: the common labels with
+app.kubernetes.io/name <name>-es-setup and component es-setup. The name
+differs so that the Deployment's selector (name, instance, team, which
+cannot change after install) and the Service, PodDisruptionBudget and
+NetworkPolicy that share it never select the hook's pod.
+*/}}
+{{- define "streambudget.esSetupLabels" -}}
+{{- $labels := include "streambudget.labels" . | fromYaml }}
+{{- $_ := set $labels "app.kubernetes.io/name" (printf "%s-es-setup" (include "streambudget.name" . | trunc 54 | trimSuffix "-")) }}
+{{- $_ = set $labels "app.kubernetes.io/component" "es-setup" }}
+{{- toYaml $labels }}
+{{- end }}
+
+{{/*
+The Elasticsearch credentials as container env entries, from a values block
+with existingSecret, usernameKey, passwordKey and apiKeyKey (elasticsearch
+for the pods, esSetup for the hook). An API key replaces username and
+password: a Secret holding only the key is enough. Nothing without
+existingSecret. Call it with nindent at the env list's indentation.
+*/}}
+{{- define "streambudget.credentialsEnv" -}}
+{{- if .existingSecret }}
+{{- $keys := dict "ELASTICSEARCH_USERNAME" .usernameKey "ELASTICSEARCH_PASSWORD" .passwordKey }}
+{{- if .apiKeyKey }}
+{{- $keys = dict "ELASTICSEARCH_API_KEY" .apiKeyKey }}
+{{- end }}
+{{- range $env, $key := $keys }}
+{{- if $key }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.existingSecret }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
