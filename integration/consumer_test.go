@@ -204,6 +204,15 @@ func TestOverBudgetDrains(t *testing.T) {
 	measured := drained.Sub(etaAt).Seconds()
 	if math.Abs(eta-measured) > 0.2*measured {
 		t.Errorf("drain ETA %.1fs when draining began, measured %.1fs: more than 20%% off", eta, measured)
+		for _, sm := range samples {
+			if sm.At.After(spikeEnd.Add(-5*time.Second)) && sm.At.Before(etaAt.Add(5*time.Second)) {
+				t.Logf("%s after the spike: read total %.0f, backlog %.0f, incoming %.1f/s, read %.1f/s, ETA %.1fs, lag %.1fs",
+					sm.At.Sub(spikeEnd).Round(100*time.Millisecond), h.Sum(sm.Metrics, "streambudget_shard_records_read_total"),
+					h.Sum(sm.Metrics, "streambudget_team_backlog_records"), h.Sum(sm.Metrics, "streambudget_team_incoming_records_per_second"),
+					h.Sum(sm.Metrics, "streambudget_team_read_records_per_second"),
+					h.Sum(sm.Metrics, "streambudget_team_drain_eta_seconds"), maxSeries(sm.Metrics, "streambudget_shard_lag_seconds"))
+			}
+		}
 	}
 	t.Logf("spike of %d records at %d/s against a budget of 100/s: peak lag %.1fs; draining reported %.1fs after the spike with ETA %.1fs, measured %.1fs",
 		len(recs), perSecond, peakLag, etaAt.Sub(spikeEnd).Seconds(), eta, measured)

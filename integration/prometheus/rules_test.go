@@ -260,6 +260,7 @@ var knownSeries = map[string]bool{
 	"streambudget_team_retention_seconds":                    true,
 	"streambudget_team_retention_headroom_seconds":           true,
 	"streambudget_team_incoming_records_per_second":          true,
+	"streambudget_team_read_records_per_second":              true,
 	"streambudget_team_backlog_records":                      true,
 	"streambudget_team_drain_eta_seconds":                    true,
 	"streambudget_team_recommended_shards":                   true,

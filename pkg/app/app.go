@@ -172,6 +172,7 @@ func Run(ctx context.Context, opts Options) error {
 		Shards:     func() []monitor.Shard { return monitorShards(c.Shards()) },
 		Kinesis:    awskinesis.NewFromConfig(awsCfg, func(o *awskinesis.Options) { o.APIOptions = append(o.APIOptions, kinesis.FastGetRecords) }),
 		View:       c.View(),
+		Reading:    c.Reading,
 		Heartbeats: c.Leases(),
 		Logger:     log.With("team", f.Team, "component", "monitor"),
 		Registerer: reg,

@@ -54,16 +54,22 @@ import (
 // iterator at the tip), so there it means nothing arrived. Elsewhere a lost
 // call costs one sample.
 const (
-	probeEvery   = 5 * time.Second
-	probeBack    = 5 * time.Second
-	probeLimit   = 1000
-	monitorEvery = 5 * time.Second
-	probeTimeout = time.Second
+	probeEvery = 5 * time.Second
+	probeBack  = 5 * time.Second
+	// rateWindow is what read rates are measured over: reads come in
+	// polls, one per pollInterval, so a window of a few seconds is off by
+	// a whole poll (20% over 5 s); rateWindowPolls polls, and at least
+	// rateWindow, keep it within 5%.
+	rateWindow      = 20 * time.Second
+	rateWindowPolls = 20
+	probeLimit      = 1000
+	monitorEvery    = 5 * time.Second
+	probeTimeout    = time.Second
 	// probeCallTimeout bounds each GetRecords call of a probe.
 	probeCallTimeout = 10 * time.Second
 	// minFillGap is the spacing of the history below which it is not filled,
 	// and fillsPerRound the extra windows probed per shard per round.
-	minFillGap    = 2 * time.Second
+	minFillGap    = time.Second
 	fillsPerRound = 2
 	// maxTips bounds each shard's history: a day at probeEvery.
 	maxTips = int(24 * time.Hour / probeEvery)
@@ -118,9 +124,12 @@ type Options struct {
 	Worker       string
 	Budget       budget.Budget
 	// Shards returns the shards this pod owns now.
-	Shards     func() []Shard
-	Kinesis    Prober
-	View       StreamView
+	Shards  func() []Shard
+	Kinesis Prober
+	View    StreamView
+	// Reading, when set, counts the shards being read: the open ones and
+	// closed parents not read to their end (the budget is shared by them).
+	Reading    func() int
 	Heartbeats Heartbeats
 	// Allowance, when set, is the team's allowance of a work-conserving
 	// budget (ok false when there is none yet).
@@ -160,11 +169,17 @@ type track struct {
 	tips []tipSample
 	// lastProbe is when the shard was last probed.
 	lastProbe time.Time
-	// the totals at the last measure, for rates
-	prevAt              time.Time
-	prevRead, prevBytes int64
-	prevWait            time.Duration
-	last                figures
+	// counts are the shard's totals at recent measures (the oldest at or
+	// before rateWindow ago), for rates.
+	counts []countSample
+	last   figures
+}
+
+// countSample is a shard's running totals at one measure.
+type countSample struct {
+	at          time.Time
+	read, bytes int64
+	wait        time.Duration
 }
 
 // tracks updates the tracks to the shards owned now and returns them.
@@ -420,21 +435,27 @@ func (s *track) backlogLocked(now time.Time) float64 {
 	return total
 }
 
-// measure returns the shard's figures over the time since the last call.
-func (s *track) measure(now time.Time) figures {
+// measure returns the shard's figures: the backlog now, rates over the
+// last window.
+func (s *track) measure(now time.Time, window time.Duration) figures {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.cur
 	f := figures{backlog: s.backlogLocked(now), lag: c.Lag}
-	if !s.prevAt.IsZero() && c.ReadTotal >= s.prevRead {
-		dt := now.Sub(s.prevAt).Seconds()
-		if dt > 0 {
-			f.read = float64(c.ReadTotal-s.prevRead) / dt
-			f.readBytes = float64(c.BytesTotal-s.prevBytes) / dt
-			f.waitShare = math.Min((c.WaitTotal-s.prevWait).Seconds()/dt, 1)
+	if n := len(s.counts); n > 0 && c.ReadTotal < s.counts[n-1].read {
+		s.counts = s.counts[:0] // the totals restarted (a new lease)
+	}
+	s.counts = append(s.counts, countSample{at: now, read: c.ReadTotal, bytes: c.BytesTotal, wait: c.WaitTotal})
+	for len(s.counts) > 2 && !s.counts[1].at.After(now.Add(-window)) {
+		s.counts = s.counts[1:]
+	}
+	if first := s.counts[0]; len(s.counts) > 1 {
+		if dt := now.Sub(first.at).Seconds(); dt > 0 {
+			f.read = float64(c.ReadTotal-first.read) / dt
+			f.readBytes = float64(c.BytesTotal-first.bytes) / dt
+			f.waitShare = math.Min((c.WaitTotal-first.wait).Seconds()/dt, 1)
 		}
 	}
-	s.prevAt, s.prevRead, s.prevBytes, s.prevWait = now, c.ReadTotal, c.BytesTotal, c.WaitTotal
 	switch {
 	case c.CaughtUp || f.lag <= advice.MinOKLag:
 		f.incoming, f.incomingBytes = f.read, f.readBytes
@@ -481,8 +502,8 @@ func (m *Monitor) Team() TeamStatus {
 }
 
 type teamMetrics struct {
-	openShards, pods, budget, retention, headroom, incoming, backlog, drainETA, recommended prometheus.Gauge
-	advice                                                                                  *prometheus.GaugeVec
+	openShards, reading, pods, budget, retention, headroom, incoming, read, backlog, drainETA, recommended prometheus.Gauge
+	advice                                                                                                 *prometheus.GaugeVec
 }
 
 func newTeamMetrics(reg prometheus.Registerer, team, stream string) teamMetrics {
@@ -493,6 +514,8 @@ func newTeamMetrics(reg prometheus.Registerer, team, stream string) teamMetrics 
 	}
 	return teamMetrics{
 		openShards:  g("open_shards", "Open shards of the team's stream."),
+		reading:     g("reading_shards", "Shards being read: the open ones and closed parents not yet read to their end, which share the budget (above open_shards while a reshard drains)."),
+		read:        g("read_records_per_second", "Records/s the team's pods read, over the last 20 polls (at least 20 s)."),
 		pods:        g("pods", "Live pods of the team (heartbeats in the lease table)."),
 		budget:      g("budget_records_per_second", "The team's budget: maxRecords x open shards per pollInterval."),
 		retention:   g("retention_seconds", "The stream's retention period."),
@@ -516,9 +539,13 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
-			tracks := m.current()
-			m.probe(ctx, now, tracks)
-			m.updateTeam(time.Now(), tracks)
+			m.probe(ctx, now, m.current())
+			// The shards' totals again, read at the time they are
+			// measured at: the probes can take seconds, and totals from
+			// before them measured against the time after would
+			// understate the read rate.
+			at := time.Now()
+			m.updateTeam(at, m.current())
 		}
 	}
 }
@@ -565,7 +592,7 @@ func (r *Report) add(o Report) {
 func (m *Monitor) updateTeam(now time.Time, tracks []*track) {
 	mine := Report{Worker: m.opts.Worker}
 	for _, t := range tracks {
-		f := t.measure(now)
+		f := t.measure(now, max(rateWindow, rateWindowPolls*m.opts.Budget.PollInterval))
 		mine.Shards++
 		mine.Incoming += f.incoming
 		mine.IncomingBytes += f.incomingBytes
@@ -650,6 +677,12 @@ func (m *Monitor) updateTeam(now time.Time, tracks []*track) {
 	tm.retention.Set(snap.Retention.Seconds())
 	tm.headroom.Set(a.Headroom.Seconds())
 	tm.incoming.Set(snap.Incoming)
+	tm.read.Set(snap.Read)
+	if m.opts.Reading != nil {
+		tm.reading.Set(float64(m.opts.Reading()))
+	} else {
+		tm.reading.Set(float64(open))
+	}
 	tm.backlog.Set(snap.Backlog)
 	switch {
 	case a.DrainETA < 0:

@@ -136,3 +136,39 @@ func TestProbeWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestReadRateOverPolls reads 50 records per 1 s poll, seen by a measure
+// every 5 s at a phase that catches one poll more or fewer per measure
+// than the average: the rate stays within 5% of 50/s once the window is
+// full, where over one 5 s step it is off by a whole poll (20%).
+func TestReadRateOverPolls(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	tr := &track{}
+	var total int64
+	worst := 0.0
+	for step := 0; step < 40; step++ {
+		now := start.Add(time.Duration(step) * 5 * time.Second)
+		// Polls land at 0.9 s past each second; measures see 4, 5 or 6.
+		polls := int64(5)
+		switch step % 3 {
+		case 1:
+			polls = 4
+		case 2:
+			polls = 6
+		}
+		total += 50 * polls
+		tr.cur = Shard{ID: "s", ReadTotal: total}
+		f := tr.measure(now, rateWindow)
+		if step >= 5 {
+			worst = math.Max(worst, math.Abs(f.read-50)/50)
+		}
+	}
+	if worst > 0.05 {
+		t.Errorf("read rate off by %.0f%% at worst, want within 5%%", worst*100)
+	}
+	// A lease taken again starts its totals from zero: no negative rate.
+	tr.cur = Shard{ID: "s", ReadTotal: 10}
+	if f := tr.measure(start.Add(time.Hour), rateWindow); f.read < 0 {
+		t.Errorf("read rate %v after the totals restarted", f.read)
+	}
+}
