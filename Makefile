@@ -22,17 +22,25 @@ build: ## build the streambudget binary into .stack/bin
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/streambudget
 	@echo "built $(BIN)"
 
+SIM_SEEDS ?= 1000
+
 .PHONY: test
-test: test-unit test-integration ## run every test, unit and integration (starts the local stack it needs)
+test: ## run every test, unit and integration: installs the tools and starts the local stack it needs; prints each phase's time
+	GO=$(GO) FUZZTIME=$(FUZZTIME) SIM_SEEDS=$(SIM_SEEDS) integration/test-all.sh
 
 .PHONY: test-unit
-test-unit: tools ## unit tests with the race detector, plus a short run of every fuzz target
-	$(GO) test -race -count=1 ./...
+test-unit: ## unit tests with the race detector, a short run of every fuzz target, the simulation over SIM_SEEDS schedules
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /integration/helm -e /integration/prometheus)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+	$(GO) test -count=1 -run '^TestSimulation$$' ./pkg/consumer -sim.seeds $(SIM_SEEDS)
+
+.PHONY: test-charts
+test-charts: tools ## the charts, the Prometheus rules and dashboards (helm and promtool installed as needed)
+	$(GO) test -count=1 ./integration/helm ./integration/prometheus
 
 .PHONY: test-integration
-test-integration: ## integration tests on the local stack (started and stopped as needed)
-	integration/test.sh
+test-integration: ## integration tests on the local stack (started and stopped as needed); ARGS='-run TestName' to pick
+	integration/test.sh $(ARGS)
 
 # The image: built without a Docker daemon by integration/tools/image (its own
 # module, pinned go-containerregistry), stamped from the commit so that the
@@ -59,9 +67,11 @@ test-k8s: ## every render of both charts decoded strictly into Kubernetes types 
 	cd integration/k8s && $(GO) test -count=1 -timeout 10m ./...
 
 .PHONY: tools
-tools: ## install the pinned test tools: helm (built from the Go module proxy), prometheus and promtool (Debian)
+tools: ## install the test tools: helm (built from the Go module proxy), prometheus, promtool and chromium (Debian), the stack's servers
 	integration/helm/helm.sh >/dev/null
 	integration/prometheus/install.sh >/dev/null
+	integration/browser/install.sh >/dev/null
+	integration/stack/stack.sh install
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run)

@@ -21,6 +21,7 @@ import (
 // teams' lag stays low, and when a quiet team ramps up to its guarantee it
 // gets it back within two intervals.
 func TestBorrowing(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	clusterName := h.Unique("logs")

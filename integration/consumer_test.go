@@ -84,6 +84,7 @@ func rates(samples []h.Sample, window time.Duration, from, to time.Time, team st
 // read them at 100/s (±5% over every 20 s window) and index all of them,
 // each once.
 func TestBudgetHolds(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("holds")
@@ -137,6 +138,7 @@ func TestBudgetHolds(t *testing.T) {
 // The advice says over_budget during the spike, then draining with an ETA
 // close to the drain time measured.
 func TestOverBudgetDrains(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("spike")
@@ -284,6 +286,7 @@ func reshard(t *testing.T, kc *kinesis.Client, stream string, to int) {
 // TestReshardUnderLoad: a 2 -> 4 reshard in the middle of a run loses
 // nothing and keeps per-key order (children wait for their parents).
 func TestReshardUnderLoad(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.KinesisLocal)
 	team := h.Unique("reshard")
@@ -308,6 +311,7 @@ func TestReshardUnderLoad(t *testing.T) {
 // resharded before it ever ran reads parents before children for every key
 // (the library would start a child whose parent has no checkpoint row).
 func TestStartOnReshardedStream(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.KinesisLocal)
 	team := h.Unique("resharded")

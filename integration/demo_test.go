@@ -18,6 +18,7 @@ import (
 // promises: every record accounted for, the quiet teams' lag low, and the
 // spiking team held to its budget while its backlog waited in Kinesis.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	summaryPath := filepath.Join(t.TempDir(), "summary.json")
 	cmd := exec.Command(env.Bin, "demo", "--budgets", "../budgets", "--seconds", "30", "--spike-factor", "3",

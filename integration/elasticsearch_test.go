@@ -27,6 +27,7 @@ import (
 // default, an index named logs-<team>-<date>, stops the pod before it reads
 // a record, with the sentence that names the fix.
 func TestElasticsearch8Defaults(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("es8")
@@ -88,6 +89,7 @@ func TestElasticsearch8Defaults(t *testing.T) {
 // streambudget_sink_blocked{reason="forbidden"} says why the lag grows, and
 // writing resumes by itself when the privilege returns.
 func TestSinkForbidden(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("forbidden")
@@ -138,6 +140,7 @@ func TestSinkForbidden(t *testing.T) {
 // answers the replays 409 and holds each once; streambudget counts them in
 // streambudget_sink_replayed_total.
 func TestReplayWrittenOnce(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("replay")
@@ -206,6 +209,7 @@ func TestReplayWrittenOnce(t *testing.T) {
 // dead-lettered as too_large with its bytes withheld (a dead letter
 // carrying them would be refused too), never retried forever.
 func TestDocumentTooLarge(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("large")

@@ -67,6 +67,7 @@ func dupBound(t *testing.T, env *h.Env, shards, maxRecords int) int {
 // TestKillMidBulk: SIGKILL while bulk requests are in flight, then a new
 // pod: no id missing, duplicates bounded by the unconfirmed window.
 func TestKillMidBulk(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("kill")
@@ -98,6 +99,7 @@ func TestKillMidBulk(t *testing.T) {
 // sink retries: the pod exits within the shutdown timeout and checkpoints
 // nothing it could not index, so a later pod indexes everything.
 func TestTermWhileSinkRetries(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("term")
@@ -111,13 +113,7 @@ func TestTermWhileSinkRetries(t *testing.T) {
 		}
 		return h.Sum(m, "streambudget_consumer_shards_owned") == 2, "not yet"
 	})
-	h.StopServer(t, "victorialogs")
-	restarted := false
-	defer func() {
-		if !restarted {
-			h.StartServer(t, "victorialogs")
-		}
-	}()
+	env.ES.SetDown(true)
 	recs := h.Records(team, 600, 20)
 	h.Put(t, kc, team, recs)
 	h.Eventually(t, 30*time.Second, "sink retrying", func() (bool, string) {
@@ -135,24 +131,24 @@ func TestTermWhileSinkRetries(t *testing.T) {
 	if took > 11*time.Second {
 		t.Errorf("took %s to exit, want within the 10s shutdown timeout", took)
 	}
-	h.StartServer(t, "victorialogs")
-	restarted = true
+	env.ES.SetDown(false)
 	env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.Kinesalite, WorkerID: "pod-b"})
 	counts := waitIndexed(t, env, team, recs, 90*time.Second)
 	exactlyOnce(t, counts, recs, 0)
 	t.Logf("SIGTERM while the sink retried: exited in %s; all %d records indexed by the next pod", took.Round(100*time.Millisecond), len(recs))
 }
 
-// TestSearchOutage: the search server is down for 60 s while records keep
+// TestSearchOutage: the search server is down for 40 s while records keep
 // arriving; all are indexed afterwards and the pod's memory stays flat.
 func TestSearchOutage(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("outage")
 	h.CreateStream(t, kc, team, 2)
 	budget := h.Budget(t, team, team, 2, "maxRecords: 250\npollInterval: 1s", "")
 	c := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.Kinesalite})
-	recs := h.Records(team, 100*95, 20) // 100/s for 95 s
+	recs := h.Records(team, 100*60, 20) // 100/s for 60 s
 	done := trickle(t, kc, team, recs, 100)
 
 	rss := func() int64 {
@@ -162,19 +158,21 @@ func TestSearchOutage(t *testing.T) {
 		}
 		return n
 	}
-	time.Sleep(15 * time.Second) // warm up, then measure the level before
+	// Warm up until the first records are indexed, then measure the level
+	// before for 5 s.
+	waitIndexed(t, env, team, recs[:200], 30*time.Second)
 	var before int64
 	for i := 0; i < 5; i++ {
 		before = max(before, rss())
 		time.Sleep(time.Second)
 	}
-	h.StopServer(t, "victorialogs")
+	env.ES.SetDown(true)
 	var during []int64
-	for i := 0; i < 60; i++ {
+	for i := 0; i < 40; i++ {
 		during = append(during, rss())
 		time.Sleep(time.Second)
 	}
-	h.StartServer(t, "victorialogs")
+	env.ES.SetDown(false)
 	done()
 	counts := waitIndexed(t, env, team, recs, 120*time.Second)
 	after := rss()
@@ -184,7 +182,7 @@ func TestSearchOutage(t *testing.T) {
 	if float64(peak) > 1.2*float64(before) {
 		t.Errorf("RSS rose from %d to %d KiB during the outage: more than 20%%", before>>10, peak>>10)
 	}
-	t.Logf("search server down 60 s, %d records: RSS before %d KiB, during %d-%d KiB, after %d KiB",
+	t.Logf("search server down 40 s, %d records: RSS before %d KiB, during %d-%d KiB, after %d KiB",
 		len(recs), before>>10, during[0]>>10, peak>>10, after>>10)
 }
 
@@ -228,19 +226,32 @@ func leaseIntervals(log string) map[string][][2]time.Time {
 // TestDynamoDBOutage: the lease table is down for 20 s under two pods: no
 // crash loop, never two pods on one shard, reading resumes, nothing lost.
 func TestDynamoDBOutage(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("ddb")
 	h.CreateStream(t, kc, team, 4)
 	budget := h.Budget(t, team, team, 4, "maxRecords: 100\npollInterval: 1s", "")
-	a := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.Kinesalite, WorkerID: "pod-a"})
-	b := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.Kinesalite, WorkerID: "pod-b"})
-	recs := h.Records(team, 100*60, 20) // 100/s for 60 s
+	// The pods reach the lease table through a proxy this test can take
+	// down without stopping it for the tests running beside it.
+	ddb := h.NewTCPProxy(t, strings.TrimPrefix(env.DynamoDB, "http://"))
+	viaProxy := []string{"AWS_ENDPOINT_URL_DYNAMODB=" + ddb.URL}
+	a := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.Kinesalite, WorkerID: "pod-a", Env: viaProxy})
+	b := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.Kinesalite, WorkerID: "pod-b", Env: viaProxy})
+	recs := h.Records(team, 100*45, 20) // 100/s for 45 s
 	done := trickle(t, kc, team, recs, 100)
-	time.Sleep(15 * time.Second)
-	h.StopServer(t, "dynalite")
+	h.Eventually(t, 30*time.Second, "all four shards owned", func() (bool, string) {
+		n := 0.0
+		for _, c := range []*h.Consumer{a, b} {
+			if m, err := c.Metrics(); err == nil {
+				n += h.Sum(m, "streambudget_consumer_shards_owned")
+			}
+		}
+		return n == 4, fmt.Sprintf("%v owned", n)
+	})
+	ddb.SetDown(true)
 	time.Sleep(20 * time.Second)
-	h.StartServer(t, "dynalite")
+	ddb.SetDown(false)
 	if a.Exited() || b.Exited() {
 		t.Fatal("a pod exited during the lease table outage")
 	}
@@ -267,6 +278,7 @@ func TestDynamoDBOutage(t *testing.T) {
 // TestPodDies: two pods share a 4-shard stream, 2 shards each; one is
 // killed and the other takes its shards after the failover time.
 func TestPodDies(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("failover")
@@ -287,7 +299,7 @@ func TestPodDies(t *testing.T) {
 	})
 	recs := h.Records(team, 100*30, 20)
 	done := trickle(t, kc, team, recs, 100)
-	time.Sleep(8 * time.Second)
+	waitIndexed(t, env, team, recs[:300], 30*time.Second)
 	b.Kill()
 	killed := time.Now()
 	h.Eventually(t, 60*time.Second, "pod-a owns all 4 shards", func() (bool, string) {
@@ -304,6 +316,7 @@ func TestPodDies(t *testing.T) {
 // TestReshardSplitAndMerge: 2 -> 4 then 4 -> 2 under load: nothing lost and
 // per-key order kept across both (a merge's child has two parents).
 func TestReshardSplitAndMerge(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.KinesisLocal)
 	team := h.Unique("merge")
@@ -349,6 +362,7 @@ func (p *throttlingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestThrottling: Kinesis refusing reads for a while is a slowdown, not an
 // error exit; everything is indexed once the throttling stops.
 func TestThrottling(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("throttle")
@@ -364,7 +378,7 @@ func TestThrottling(t *testing.T) {
 	c := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: srv.URL})
 	recs := h.Records(team, 100*30, 20)
 	done := trickle(t, kc, team, recs, 100)
-	time.Sleep(5 * time.Second)
+	waitIndexed(t, env, team, recs[:200], 30*time.Second)
 	p.throttle.Store(true)
 	time.Sleep(15 * time.Second)
 	p.throttle.Store(false)

@@ -73,6 +73,7 @@ func hostile() []struct {
 // good records: each ends indexed or dead-lettered with a reason, and the
 // shard keeps going (the good record after them all is indexed).
 func TestHostileInput(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("hostile")
@@ -128,6 +129,7 @@ func TestHostileInput(t *testing.T) {
 // records (a password field, an e-mail in an undecodable record) and greps
 // the pod's log, its metrics, its status page and the search server for it.
 func TestSecretsStayOut(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("secret")
@@ -182,6 +184,7 @@ func TestSecretsStayOut(t *testing.T) {
 // TestTLS indexes through a TLS endpoint with a private CA that requires a
 // client certificate: --es-ca, --es-cert and --es-key.
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	dir := t.TempDir()
 	ca, caKey := newCert(t, nil, nil, "streambudget test CA", true)

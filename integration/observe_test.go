@@ -20,6 +20,7 @@ import (
 // the consumer and the core panels have data; `streambudget top --once`
 // shows the team; the status page renders in headless Chromium.
 func TestWherePeopleLook(t *testing.T) {
+	t.Parallel()
 	env := h.Load(t)
 	kc := env.Kinesis(t, env.Kinesalite)
 	team := h.Unique("observe")

@@ -13,6 +13,7 @@ if [ ! -f "$STACK_DIR/env" ]; then
   started=yes
   trap 'integration/stack/stack.sh down' EXIT
 fi
+go test -c -o /dev/null -tags integration ./integration/ # compile errors before the stack starts
 integration/stack/stack.sh up
 # shellcheck disable=SC1091
 . "$STACK_DIR/env"
@@ -21,5 +22,8 @@ export STREAMBUDGET_STACK_DIR="$STACK_DIR"
 go build -o "$STACK_DIR/bin/streambudget" ./cmd/streambudget
 export STREAMBUDGET_BIN="$STACK_DIR/bin/streambudget"
 
-go test -tags integration -count=1 -p 1 -timeout 12m "$@" ./integration/...
+# The integration package's tests run in parallel (each has its own streams,
+# lease tables and proxies); they mostly wait on budgets and timeouts, so
+# more of them than cores. Arguments go to go test (-run TestName).
+go test -tags integration -count=1 -parallel "${INTEGRATION_PARALLEL:-8}" -timeout 12m ./integration/ "$@"
 if [ "$started" = yes ]; then echo "stopping the stack this run started"; fi

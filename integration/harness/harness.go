@@ -450,31 +450,6 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 // ErrNotFound is returned by Search for unknown fields.
 var ErrNotFound = errors.New("not found")
 
-// StopServer stops one server of the local stack (kinesis-local,
-// kinesalite, dynalite, victorialogs) for a fault test.
-func StopServer(t testing.TB, name string) {
-	t.Helper()
-	stackCmd(t, "stop", name)
-}
-
-// StartServer starts it again and waits until it answers; its data is kept.
-func StartServer(t testing.TB, name string) {
-	t.Helper()
-	stackCmd(t, "start", name)
-}
-
-func stackCmd(t testing.TB, args ...string) {
-	t.Helper()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bash", append([]string{filepath.Join(root, "integration", "stack", "stack.sh")}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("stack.sh %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // RSS is the resident set size of a process in bytes.
 func RSS(pid int) (int64, error) { return procBytes(pid, "VmRSS") }
 

@@ -2,6 +2,7 @@
 # The local stack: Kinesis (kinesis-local and kinesalite), DynamoDB (dynalite)
 # and a search server speaking the Elasticsearch bulk API (VictoriaLogs).
 #
+#   stack.sh install install the servers (pinned, cached) without starting them
 #   stack.sh up      install (pinned, cached) and start what is not running; idempotent
 #   stack.sh down    stop what `up` started, by PID
 #   stack.sh status  print what runs where
@@ -199,10 +200,11 @@ cmd_status() {
 }
 
 case "${1:-}" in
+  install) mkdir -p "$STACK_DIR/logs" "$STACK_DIR/bin"; install_npm; install_victorialogs ;;
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
   stop) stop_one "${2:?stop NAME}" ;;
   start) mkdir -p "$STACK_DIR/run" "$STACK_DIR/logs"; start_one "${2:?start NAME}"; await_one "$2" ;;
-  *) echo "usage: $0 up|down|status|stop NAME|start NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up|down|status|stop NAME|start NAME" >&2; exit 2 ;;
 esac
