@@ -74,7 +74,7 @@ tools: ## install the test tools: helm (built from the Go module proxy), prometh
 	integration/stack/stack.sh install
 
 .PHONY: fuzz
-fuzz: ## run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run)
+fuzz: ## run every fuzz target, then the consumer simulation on new seeds, for FUZZTIME each (make fuzz FUZZTIME=5m for a long run)
 	@for pkg in $$($(GO) list ./pkg/...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
@@ -82,6 +82,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a lo
 	      { $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=2 $$pkg; exit 1; }; \
 	  done; \
 	done
+	@first=$$(date +%s)000; out=$$(mktemp); echo "simulation from seed $$first ($(FUZZTIME))"; \
+	  $(GO) test -count=1 -v -run '^TestSimulation$$' ./pkg/consumer -sim.for $(FUZZTIME) -sim.first $$first >$$out 2>&1 || \
+	  { grep -v -e '^=== ' -e '^    --- PASS' -e '^        --- PASS' $$out; rm -f $$out; exit 1; }; \
+	  grep 'schedules simulated' $$out; rm -f $$out
 
 .PHONY: lint
 lint: ## gofmt, go vet (with the integration tag) and the example budgets

@@ -249,6 +249,8 @@ var knownSeries = map[string]bool{
 	"streambudget_sink_bulk_request_duration_seconds_count":  true,
 	"streambudget_sink_bulk_requests_total":                  true,
 	"streambudget_sink_blocked":                              true,
+	"streambudget_sink_replayed_total":                       true,
+	"streambudget_shard_records_abandoned_total":             true,
 	"streambudget_sink_preflight_ok":                         true,
 	"streambudget_rules_dropped_total":                       true,
 	"streambudget_decode_control_messages_total":             true,

@@ -140,7 +140,7 @@ func Run(ctx context.Context, opts Options) error {
 		Registerer:        reg,
 	}
 	if copts.WorkerID == "" {
-		copts.WorkerID = consumer.DefaultWorkerID()
+		copts.WorkerID = lease.DefaultWorker()
 	}
 	if f.Cluster != nil {
 		coord = cluster.NewCoordinator(cluster.CoordinatorOptions{
@@ -189,7 +189,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	pre := newPreflight(sink, f, log.With("team", f.Team, "component", "preflight"), reg)
+	pre := newPreflight(sink, f, opts.DataStream, log.With("team", f.Team, "component", "preflight"), reg)
 	mux := routes(reg, c, sink, pre, statusHandler(f, c, mon, coord, opts.Version))
 	if opts.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)

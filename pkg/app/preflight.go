@@ -22,21 +22,24 @@ import (
 // it makes /readyz fail and streambudget_sink_preflight_ok 0 while the
 // consumer goes on (the sink then blocks on what the refusal said).
 type preflight struct {
-	sink    *essink.Sink
-	file    *budget.File
-	log     *slog.Logger
-	gauge   prometheus.Gauge
-	mu      sync.Mutex
-	lastErr error
+	sink  *essink.Sink
+	file  *budget.File
+	log   *slog.Logger
+	gauge prometheus.Gauge
+	// indexIsDataStream: --data-stream (deprecated) says the index target
+	// names a data stream.
+	indexIsDataStream bool
+	mu                sync.Mutex
+	lastErr           error
 }
 
-func newPreflight(sink *essink.Sink, f *budget.File, log *slog.Logger, reg prometheus.Registerer) *preflight {
+func newPreflight(sink *essink.Sink, f *budget.File, indexIsDataStream bool, log *slog.Logger, reg prometheus.Registerer) *preflight {
 	g := promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 		Namespace: metrics.Namespace, Subsystem: "sink", Name: "preflight_ok",
 		ConstLabels: prometheus.Labels{"team": f.Team, "stream": f.StreamName()},
 		Help:        "1 when the last preflight found the targets writable as configured, 0 while it fails (the log and /readyz say why).",
 	})
-	return &preflight{sink: sink, file: f, log: log, gauge: g, lastErr: errors.New("not checked yet")}
+	return &preflight{sink: sink, file: f, indexIsDataStream: indexIsDataStream, log: log, gauge: g, lastErr: errors.New("not checked yet")}
 }
 
 // targets are the team's targets as of now (a dated index is today's).
@@ -48,6 +51,9 @@ func (p *preflight) targets(now time.Time) []essink.Target {
 		}
 		if ip, err := budget.ParseIndexPattern(name); err == nil {
 			name = ip.Format(now)
+		}
+		if indexKey == "index" && p.indexIsDataStream {
+			return essink.Target{Role: role, Field: "elasticsearch.index (with --data-stream)", Name: name, DataStream: true}
 		}
 		return essink.Target{Role: role, Field: "elasticsearch." + indexKey, Name: name}
 	}

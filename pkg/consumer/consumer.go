@@ -8,14 +8,12 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,8 +51,8 @@ type Options struct {
 	// ApplicationName names the KCL application and its lease table.
 	// Default streambudget-<team>.
 	ApplicationName string
-	// WorkerID identifies this pod in the lease table. Default: host name
-	// and a random suffix.
+	// WorkerID identifies this pod in the lease table. Default:
+	// lease.DefaultWorker().
 	WorkerID string
 	// FromLatest starts shards without a checkpoint at the team's first
 	// start instead of their oldest record (see startPosition).
@@ -117,21 +115,11 @@ func New(opts Options) (*Consumer, error) {
 	case opts.AWS.Region == "":
 		return nil, errors.New("AWS region is not set (AWS_REGION or the shared config)")
 	}
-	if opts.ApplicationName == "" {
-		opts.ApplicationName = f.ApplicationName()
-	}
-	if opts.WorkerID == "" {
-		opts.WorkerID = DefaultWorkerID()
-	}
-	if opts.ShardSyncInterval <= 0 {
-		opts.ShardSyncInterval = 500 * time.Millisecond
-	}
-	if opts.FailoverTime <= 0 {
-		opts.FailoverTime = 10 * time.Second
-	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 30 * time.Second
-	}
+	opts.ApplicationName = cmp.Or(opts.ApplicationName, f.ApplicationName())
+	opts.WorkerID = cmp.Or(opts.WorkerID, lease.DefaultWorker())
+	opts.ShardSyncInterval = cmp.Or(max(opts.ShardSyncInterval, 0), 500*time.Millisecond)
+	opts.FailoverTime = cmp.Or(max(opts.FailoverTime, 0), 10*time.Second)
+	opts.ShutdownTimeout = cmp.Or(max(opts.ShutdownTimeout, 0), 30*time.Second)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -163,18 +151,6 @@ func New(opts Options) (*Consumer, error) {
 	c.hardStop, c.stopHard = context.WithCancel(context.Background())
 	c.m = newConsumerMetrics(opts.Registerer, f.Team, f.StreamName(), c.shards)
 	return c, nil
-}
-
-// DefaultWorkerID is a pod's name when none is given: the host name and a
-// random suffix.
-func DefaultWorkerID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "streambudget"
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // View is the consumer's picture of its stream.
@@ -231,10 +207,7 @@ func (c *Consumer) shardRate() (float64, int) {
 }
 
 // getRecordsLimit is the GetRecords limit of every shard of this pod.
-func (c *Consumer) getRecordsLimit() int32 {
-	_, limit := c.shardRate()
-	return int32(limit)
-}
+func (c *Consumer) getRecordsLimit() int32 { _, limit := c.shardRate(); return int32(limit) }
 
 func (c *Consumer) register(p *processor) {
 	c.mu.Lock()

@@ -187,13 +187,6 @@ func (l *Ledger) Unwritten(pos int64) {
 	}
 }
 
-// Abandoned reports whether any record was abandoned.
-func (l *Ledger) Abandoned() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.abandoned > 0
-}
-
 // Finished reports whether every record handed over is done and its
 // checkpoint written: only then may SHARD_END be recorded.
 func (l *Ledger) Finished() bool {
@@ -208,12 +201,4 @@ func (l *Ledger) Finished() bool {
 		}
 	}
 	return len(l.recs) == 0
-}
-
-// Outstanding is the number of records entered and not yet checkpointed
-// past (pending, done, or abandoned).
-func (l *Ledger) Outstanding() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.recs)
 }

@@ -45,24 +45,15 @@ import (
 
 var (
 	simSeeds = flag.Int("sim.seeds", 60, "simulated schedules (make test runs thousands without the race detector)")
+	simFirst = flag.Uint64("sim.first", 1, "the first seed of -sim.seeds or -sim.for")
+	simFor   = flag.Duration("sim.for", 0, "simulate new schedules for this long instead of -sim.seeds (make fuzz)")
 	simSeed  = flag.Uint64("sim.seed", 0, "replay this seed only")
 	simLog   = flag.Bool("sim.log", false, "print the pods' logs of a failing seed")
 )
 
 func TestSimulation(t *testing.T) {
-	seeds := make([]uint64, 0, *simSeeds)
-	if *simSeed != 0 {
-		seeds = append(seeds, *simSeed)
-	} else {
-		for i := range *simSeeds {
-			seeds = append(seeds, uint64(i)+1)
-		}
-	}
 	var failed atomic.Int32
-	for _, seed := range seeds {
-		if failed.Load() >= 3 {
-			break
-		}
+	simulate := func(t *testing.T, seed uint64) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
@@ -78,6 +69,27 @@ func TestSimulation(t *testing.T) {
 				}
 			})
 		})
+	}
+	switch {
+	case *simSeed != 0:
+		simulate(t, *simSeed)
+	case *simFor > 0:
+		// Batches of parallel schedules until the time is up: a batch's
+		// subtests finish before the next starts.
+		deadline, seed, batches := time.Now().Add(*simFor), *simFirst, 0
+		for ; time.Now().Before(deadline) && failed.Load() == 0; batches++ {
+			t.Run(fmt.Sprintf("batch%d", batches), func(t *testing.T) {
+				for range 64 {
+					simulate(t, seed)
+					seed++
+				}
+			})
+		}
+		t.Logf("%d schedules simulated, seeds %d to %d", seed-*simFirst, *simFirst, seed-1)
+	default:
+		for seed := *simFirst; seed < *simFirst+uint64(*simSeeds) && failed.Load() < 3; seed++ {
+			simulate(t, seed)
+		}
 	}
 }
 

@@ -155,12 +155,6 @@ func (s *shardSet) remove(id string, st *shardState) bool {
 	return true
 }
 
-func (s *shardSet) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.shards)
-}
-
 func (s *shardSet) states() []*shardState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -243,39 +237,32 @@ type shardCollector struct {
 	labels prometheus.Labels
 }
 
-var (
-	descBudget = func(l prometheus.Labels) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "shard", "budget_records_per_second"),
-			"The shard's budget: maxRecords per pollInterval.", []string{"shard"}, l)
-	}
-	descLag = func(l prometheus.Labels) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "shard", "lag_seconds"),
-			"How far behind the shard's tip reading is: the larger of MillisBehindLatest and the age of the last record read; 0 when caught up.", []string{"shard"}, l)
-	}
-	descCheckpointAge = func(l prometheus.Labels) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "shard", "checkpoint_age_seconds"),
-			"Time since the shard was last checkpointed by this pod.", []string{"shard"}, l)
-	}
-	descOwned = func(l prometheus.Labels) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "consumer", "shards_owned"),
-			"Shard leases this pod holds.", nil, l)
-	}
-)
+func (c *shardCollector) desc(subsystem, name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, subsystem, name), help, labels, c.labels)
+}
+
+func (c *shardCollector) descs() (budget, lag, age, owned *prometheus.Desc) {
+	return c.desc("shard", "budget_records_per_second", "The shard's budget: the team's budget (or allowance, with cluster:) divided over the shards being read.", "shard"),
+		c.desc("shard", "lag_seconds", "How far behind the shard's tip reading is: the larger of MillisBehindLatest and the age of the last record read; 0 when caught up.", "shard"),
+		c.desc("shard", "checkpoint_age_seconds", "Time since the shard was last checkpointed by this pod.", "shard"),
+		c.desc("consumer", "shards_owned", "Shard leases this pod holds.")
+}
 
 func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descBudget(c.labels)
-	ch <- descLag(c.labels)
-	ch <- descCheckpointAge(c.labels)
-	ch <- descOwned(c.labels)
+	budget, lag, age, owned := c.descs()
+	ch <- budget
+	ch <- lag
+	ch <- age
+	ch <- owned
 }
 
 func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 	snaps := c.shards.Snapshot(time.Now())
-	budget, lag, age := descBudget(c.labels), descLag(c.labels), descCheckpointAge(c.labels)
+	budget, lag, age, owned := c.descs()
 	for _, s := range snaps {
 		ch <- prometheus.MustNewConstMetric(budget, prometheus.GaugeValue, s.Budget, s.ID)
 		ch <- prometheus.MustNewConstMetric(lag, prometheus.GaugeValue, s.Lag.Seconds(), s.ID)
 		ch <- prometheus.MustNewConstMetric(age, prometheus.GaugeValue, s.CheckpointAge.Seconds(), s.ID)
 	}
-	ch <- prometheus.MustNewConstMetric(descOwned(c.labels), prometheus.GaugeValue, float64(len(snaps)))
+	ch <- prometheus.MustNewConstMetric(owned, prometheus.GaugeValue, float64(len(snaps)))
 }

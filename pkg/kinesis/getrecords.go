@@ -1,3 +1,7 @@
+// Package kinesis is the wire to Kinesis: a one-pass GetRecords decoder
+// (checked against the SDK's by a test and a fuzz target), the KPL guard
+// that keeps a broken aggregate from losing its neighbours, the per-call
+// GetRecords limit, and the stream view (open shards, parents, retention).
 package kinesis
 
 import (

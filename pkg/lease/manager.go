@@ -2,10 +2,13 @@ package lease
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +28,18 @@ const workerPrefix = "worker#"
 
 // firstStartKey is the row holding when the team first started.
 const firstStartKey = "streambudget#first-start"
+
+// DefaultWorker is a pod's name in the lease table when none is given: the
+// host name and a random suffix.
+func DefaultWorker() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "streambudget"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
 
 // Options configure a Manager.
 type Options struct {

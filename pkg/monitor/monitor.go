@@ -517,7 +517,7 @@ func newTeamMetrics(reg prometheus.Registerer, team, stream string) teamMetrics 
 		reading:     g("reading_shards", "Shards being read: the open ones and closed parents not yet read to their end, which share the budget (above open_shards while a reshard drains)."),
 		read:        g("read_records_per_second", "Records/s the team's pods read, over the last 20 polls (at least 20 s)."),
 		pods:        g("pods", "Live pods of the team (heartbeats in the lease table)."),
-		budget:      g("budget_records_per_second", "The team's budget: maxRecords x open shards per pollInterval."),
+		budget:      g("budget_records_per_second", "The team's budget: maxRecords x open shards per pollInterval (or recordsPerSecond); with cluster:, its allowance."),
 		retention:   g("retention_seconds", "The stream's retention period."),
 		headroom:    g("retention_headroom_seconds", "Retention minus the age of the oldest unread record: time before Kinesis deletes unread data."),
 		incoming:    g("incoming_records_per_second", "Records/s arriving at the tip of the stream (measured by probes, not by what is read)."),
