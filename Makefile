@@ -22,7 +22,7 @@ build: ## build the streambudget binary into .stack/bin
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/streambudget
 	@echo "built $(BIN)"
 
-SIM_SEEDS ?= 1000
+SIM_SEEDS ?= 2000
 
 .PHONY: test
 test: ## run every test, unit and integration: installs the tools and starts the local stack it needs; prints each phase's time
@@ -75,8 +75,9 @@ tools: ## install the test tools: helm (built from the Go module proxy), prometh
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target, then the consumer simulation on new seeds, for FUZZTIME each (make fuzz FUZZTIME=5m for a long run)
-	@for pkg in $$($(GO) list ./pkg/...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	@for file in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg); do \
+	  pkg=./$$(dirname $$file); \
+	  for f in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
 	    $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=2 $$pkg >/dev/null || \
 	      { $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=2 $$pkg; exit 1; }; \

@@ -2,21 +2,31 @@
 # make test: every test, unit and integration, on a fresh machine as on one
 # that ran it before. What it needs it installs and starts itself.
 #
-#   tools        from the start, in the background: Debian's chromium and
-#                prometheus (one apt at a time), npm ci for the emulators,
-#                VictoriaLogs and helm built from the Go module proxy
-#   unit         go test -race of every package that needs no server or tool
-#   fuzz         every fuzz target for FUZZTIME
-#   simulation   the consumer core's simulation over SIM_SEEDS schedules
-#                (without the race detector, which the unit phase ran it under)
-#   charts       once the tools are in: the chart, Prometheus rule and
-#                dashboard packages, every manifest against Kubernetes' types,
-#                the image
-#   integration  the local stack started once (and stopped again if this run
-#                started it), the integration tests in parallel
+# Two lanes run side by side, so that the CPU the integration tests leave
+# idle (they mostly wait on budgets and timeouts) does the compiling:
 #
-# Each phase's wall time is printed at the end and written to
-# $STACK_DIR/test-times.txt. Logs of the tools phase: $STACK_DIR/logs/tools-*.log.
+#   lane A (normal priority)
+#     stack-tools  npm ci for the emulators and VictoriaLogs built from the
+#                  Go module proxy, beside Debian's chromium and prometheus
+#                  (one apt at a time)
+#     integration  the local stack started once (and stopped again if this
+#                  run started it), the integration tests in parallel
+#     charts       the chart, Prometheus rule and dashboard packages, every
+#                  manifest against Kubernetes' types (helm from lane B)
+#   lane B (nice 19: it takes only the CPU lane A leaves idle)
+#     helm         built from the Go module proxy
+#     unit         go test -race of every package that needs no server or tool
+#     fuzz         every fuzz target, then the simulation on new seeds, for
+#                  FUZZTIME each
+#     simulation   the consumer core's simulation over SIM_SEEDS schedules
+#                  (without the race detector, which the unit phase ran it under)
+#     image        the image: reproducible, pushed and pulled, its binary run
+#
+# Builds without the race detector share one set of compiled packages
+# (CGO_ENABLED=0 -trimpath, the image's flags). Each phase's wall time is
+# printed at the end and written to $STACK_DIR/test-times.txt; each lane's
+# output goes to $STACK_DIR/logs/test-lane-{a,b}.log and is printed when the
+# lane ends.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -24,77 +34,89 @@ STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 export STACK_DIR
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-3s}
-SIM_SEEDS=${SIM_SEEDS:-1000}
+SIM_SEEDS=${SIM_SEEDS:-2000}
+export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath"
 mkdir -p "$STACK_DIR/logs"
 times="$STACK_DIR/test-times.txt"
 : >"$times"
 start_all=$(date +%s)
 
-say() { printf '\n== %s\n' "$*"; }
-took() { # took NAME START
-  local s=$(($(date +%s) - $2))
-  printf '%-12s %4ds\n' "$1" "$s" >>"$times"
-}
-
-# tools: each install writes its own log; a failure is reported when the
-# phase is waited for.
-tools() {
-  local pids=() rc=0 p
-  (integration/browser/install.sh >/dev/null && integration/prometheus/install.sh >/dev/null) \
-    >"$STACK_DIR/logs/tools-debian.log" 2>&1 &
-  pids+=($!)
-  integration/stack/stack.sh install >"$STACK_DIR/logs/tools-stack.log" 2>&1 &
-  pids+=($!)
-  integration/helm/helm.sh >"$STACK_DIR/logs/tools-helm.log" 2>&1 &
-  pids+=($!)
-  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+# phase NAME COMMAND...: runs one phase and records its wall time.
+phase() {
+  local name=$1 t rc=0
+  shift
+  t=$(date +%s)
+  printf '\n== %s\n' "$name"
+  "$@" || rc=$?
+  printf '%-12s %4ds  (%s)\n' "$name" "$(($(date +%s) - t))" "$([ $rc = 0 ] && echo ok || echo FAILED)" >>"$times"
   return $rc
 }
 
-t=$(date +%s)
-tools &
-tools_pid=$!
-tools_start=$t
+stack_tools() {
+  local rc=0 debian
+  (integration/browser/install.sh >/dev/null && integration/prometheus/install.sh >/dev/null) 2>&1 &
+  debian=$!
+  integration/stack/stack.sh install || rc=1
+  wait "$debian" || rc=1
+  return $rc
+}
 
-say "unit tests (race detector)"
-t=$(date +%s)
-# shellcheck disable=SC2046
-"$GO" test -race -count=1 $("$GO" list ./... | grep -v -e /integration/helm -e /integration/prometheus)
-took unit "$t"
+charts() {
+  until [ -f "$STACK_DIR/helm.ready" ]; do
+    [ -f "$STACK_DIR/helm.failed" ] && { echo "building helm failed (lane B)"; return 1; }
+    sleep 1
+  done
+  "$GO" test -count=1 ./integration/helm ./integration/prometheus
+  make --no-print-directory test-k8s
+}
 
-say "fuzz targets, $FUZZTIME each"
-t=$(date +%s)
-make --no-print-directory fuzz FUZZTIME="$FUZZTIME"
-took fuzz "$t"
+lane_a() {
+  local rc=0
+  phase stack-tools stack_tools || return 1
+  phase integration integration/test.sh || rc=1
+  phase charts charts || rc=1
+  return $rc
+}
 
-say "simulation of the consumer core, $SIM_SEEDS schedules"
-t=$(date +%s)
-"$GO" test -count=1 -run '^TestSimulation$' ./pkg/consumer -sim.seeds "$SIM_SEEDS"
-took simulation "$t"
+build_helm() {
+  if integration/helm/helm.sh >/dev/null; then touch "$STACK_DIR/helm.ready"; else touch "$STACK_DIR/helm.failed"; return 1; fi
+}
 
-say "waiting for the tools"
-t=$(date +%s)
-if ! wait "$tools_pid"; then
-  for f in "$STACK_DIR"/logs/tools-*.log; do echo "--- $f"; tail -n 40 "$f"; done
-  echo "installing the test tools failed (logs above)" >&2
-  exit 1
-fi
-took tools-wait "$t"
-printf '%-12s %4ds (in the background)\n' tools "$(($(date +%s) - tools_start))" >>"$times"
-grep -h -e ' (want ' "$STACK_DIR"/logs/tools-debian.log || true
+unit() {
+  # shellcheck disable=SC2046
+  CGO_ENABLED=1 GOFLAGS= "$GO" test -race -count=1 $("$GO" list ./... | grep -v -e /integration/helm -e /integration/prometheus)
+}
 
-say "charts, rules, dashboards, manifests, image"
-t=$(date +%s)
-"$GO" test -count=1 ./integration/helm ./integration/prometheus
-make --no-print-directory test-k8s
-make --no-print-directory test-image
-took charts "$t"
+lane_b() {
+  local rc=0
+  phase helm build_helm || rc=1
+  phase unit unit || rc=1
+  phase fuzz make --no-print-directory fuzz FUZZTIME="$FUZZTIME" || rc=1
+  phase simulation "$GO" test -count=1 -run '^TestSimulation$' ./pkg/consumer -sim.seeds "$SIM_SEEDS" || rc=1
+  phase image make --no-print-directory test-image || rc=1
+  return $rc
+}
 
-say "integration tests on the local stack"
-t=$(date +%s)
-integration/test.sh
-took integration "$t"
+rm -f "$STACK_DIR/helm.ready" "$STACK_DIR/helm.failed"
+lane_a >"$STACK_DIR/logs/test-lane-a.log" 2>&1 &
+a=$!
+nice -n 19 bash -c "$(declare -f phase build_helm unit lane_b); times=$times GO=$GO FUZZTIME=$FUZZTIME SIM_SEEDS=$SIM_SEEDS STACK_DIR=$STACK_DIR lane_b" \
+  >"$STACK_DIR/logs/test-lane-b.log" 2>&1 &
+b=$!
+echo "make test: lane A (tools, integration, charts) and lane B (helm, unit, fuzz, simulation, image) run side by side"
+echo "progress: tail -f $STACK_DIR/logs/test-lane-{a,b}.log"
+rc_a=0 rc_b=0
+wait "$b" || rc_b=$?
+printf '\n######## lane B: helm, unit, fuzz, simulation, image\n'
+cat "$STACK_DIR/logs/test-lane-b.log"
+wait "$a" || rc_a=$?
+printf '\n######## lane A: tools, integration, charts\n'
+cat "$STACK_DIR/logs/test-lane-a.log"
 
 printf '%-12s %4ds\n' total "$(($(date +%s) - start_all))" >>"$times"
-say "wall time by phase ($times)"
+printf '\n== wall time by phase (%s)\n' "$times"
 cat "$times"
+if [ $rc_a != 0 ] || [ $rc_b != 0 ]; then
+  echo "make test FAILED: see the phases marked FAILED above" >&2
+  exit 1
+fi

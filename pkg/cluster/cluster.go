@@ -1,7 +1,7 @@
 // Package cluster shares one Elasticsearch cluster's capacity between the
 // teams that name it: work-conserving budgets. Every pod of every team
 // publishes a row (a Peer) every few seconds; every pod reads all rows and
-// calls Allocate, then PodShare for its own part. Everything here is a pure
+// calls Allocate, then ShardShare for its shards' part. Everything here is a pure
 // function of the rows, the Config and the time, and the result does not
 // depend on the order of the rows, so every pod that reads the same rows
 // computes bit-for-bit the same allocation.
@@ -93,11 +93,12 @@
 //     any live row of a team says so, the team lends nothing (its reserve is
 //     its whole guarantee), and the held part, what those pods read at the
 //     plain budget, comes off the allowance before the rest is shared.
-//   - A pod's part. PodShare is (the team allowance - the held part) x the
-//     pod's shards / the team's shards owned by its live pods (at least 1
-//     counted); a pod with no shards, or whose own row is not live, gets 0.
-//     The parts of a team's live pods and the held part add up to the team
-//     allowance, so the team's pods together never read above it.
+//   - A shard's part. ShardShare is (the team allowance - the held part) /
+//     the team's shards: those its live pods published, or those it reads
+//     now if more; a pod whose own row is not live gets 0. The parts of the
+//     shards of a team's live pods and the held part add up to no more than
+//     the team allowance, so the team's pods together never read above it,
+//     also while a shard moves between two pods.
 package cluster
 
 import (
@@ -159,7 +160,7 @@ type Allocation struct {
 	// to guarantees (see Allocation.For).
 	Stale bool
 
-	staleAfter time.Duration // for PodShare
+	staleAfter time.Duration // for ShardShare
 }
 
 // TeamAllocation is one team's part of the cluster.
@@ -372,19 +373,23 @@ func waterFill(teams []*team, spare float64) map[string]float64 {
 	return extra
 }
 
-// PodShare is one pod's part of its team's allowance: (allowance - held) x
-// pod shards / team shards owned by live pods (at least 1 shard counted; a
-// pod with 0 shards gets 0), held being what the team's pods that cannot
-// coordinate read at their plain budget. A pod whose own row is not live,
-// or whose team is not in a, gets 0: it must use its fallback.
-func PodShare(a Allocation, team, pod string, peers []Peer, now time.Time, held float64) float64 {
+// ShardShare is the rate each shard of a team's coordinated pods may read:
+// (allowance - held) / the team's shards, held being what the team's pods
+// that cannot coordinate read at their plain budget. The shards are counted
+// as the larger of those the team's live rows published and reading (the
+// team's shards being read now): a shard that moved between two pods since
+// their last rows is then counted on one side at least, never on neither,
+// and the team's pods together never read above its allowance. A pod whose
+// own row is not live, or whose team is not in a, gets 0: it must use its
+// fallback.
+func ShardShare(a Allocation, team, pod string, peers []Peer, now time.Time, held float64, reading int) float64 {
 	t, ok := a.Teams[team]
 	if !ok {
 		return 0
 	}
 	pods, _ := latest(peers, team)
 	own, ok := pods[podKey{team, pod}]
-	if !ok || own.Shards <= 0 || !live(own, now, a.staleAfter) {
+	if !ok || !live(own, now, a.staleAfter) {
 		return 0
 	}
 	total := 0
@@ -393,7 +398,7 @@ func PodShare(a Allocation, team, pod string, peers []Peer, now time.Time, held 
 			total += p.Shards
 		}
 	}
-	return max(t.Allowance-held, 0) * float64(own.Shards) / float64(max(total, 1))
+	return max(t.Allowance-held, 0) / float64(max(total, reading, 1))
 }
 
 type podKey struct{ team, pod string }

@@ -454,7 +454,7 @@ func TestRounds(t *testing.T) {
 	}
 }
 
-func TestPodShare(t *testing.T) {
+func TestShardShare(t *testing.T) {
 	peers := []Peer{
 		row("a", "a-0", 2000, 9000, true, 1, time.Second),
 		row("a", "a-1", 2000, 9000, true, 2, time.Second),
@@ -471,45 +471,36 @@ func TestPodShare(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		team, pod string
+		reading   int
 		want      float64
 	}{
-		{"a", "a-0", 8250 * 1.0 / 6},
-		{"a", "a-1", 8250 * 2.0 / 6},
-		{"a", "a-2", 8250 * 3.0 / 6},
-		{"a", "a-3", 0},
-		{"a", "a-4", 0},
-		{"a", "missing", 0},
-		{"b", "a-0", 750},
-		{"c", "c-0", 0},
-		{"unknown", "x", 0},
+		{"a", "a-0", 6, 8250.0 / 6},
+		{"a", "a-1", 6, 8250.0 / 6},
+		{"a", "a-3", 6, 8250.0 / 6}, // a shard it takes reads at the same rate
+		{"a", "a-1", 8, 8250.0 / 8}, // reading more than the rows say: a shard moving
+		{"a", "a-1", 2, 8250.0 / 6}, // reading fewer: the rows count
+		{"a", "a-4", 6, 0},
+		{"a", "missing", 6, 0},
+		{"b", "a-0", 10, 75},
+		{"c", "c-0", 2, 0},
+		{"unknown", "x", 1, 0},
 	} {
-		t.Run(tc.team+"/"+tc.pod, func(t *testing.T) {
-			if got := PodShare(a, tc.team, tc.pod, peers, now, 0); !near(got, tc.want) {
+		t.Run(fmt.Sprintf("%s/%s/reading %d", tc.team, tc.pod, tc.reading), func(t *testing.T) {
+			if got := ShardShare(a, tc.team, tc.pod, peers, now, 0, tc.reading); !near(got, tc.want) {
 				t.Errorf("share = %v, want %v", got, tc.want)
 			}
 		})
 	}
-	t.Run("live pods' shares sum to the team allowance", func(t *testing.T) {
-		var sum float64
-		for _, pod := range []string{"a-0", "a-1", "a-2", "a-3", "a-4"} {
-			sum += PodShare(a, "a", pod, peers, now, 0)
-		}
-		if want := a.Teams["a"].Allowance; !near(sum, want) {
-			t.Errorf("sum of shares = %v, want %v", sum, want)
-		}
-	})
 	t.Run("a stale view splits the plain guarantee", func(t *testing.T) {
 		bad := append([]Peer{{Team: "d", Pod: "d-0", Guarantee: math.Inf(1), At: now}}, peers...)
 		a := Allocate(Config{Capacity: 10000, StaleAfter: staleAfter}, bad, now)
-		if got, want := PodShare(a, "a", "a-1", bad, now, 0), 2000*2.0/6; !near(got, want) {
+		if got, want := ShardShare(a, "a", "a-1", bad, now, 0, 6), 2000.0/6; !near(got, want) {
 			t.Errorf("share = %v, want %v", got, want)
 		}
 	})
-	t.Run("a team's only pod with zero shards counted as one", func(t *testing.T) {
-		peers := []Peer{row("z", "z-0", 2000, 0, false, 0, time.Second)}
-		a := Allocate(Config{Capacity: 10000, StaleAfter: staleAfter}, peers, now)
-		if got := PodShare(a, "z", "z-0", peers, now, 0); got != 0 {
-			t.Errorf("share = %v, want 0", got)
+	t.Run("held back for uncoordinated teammates", func(t *testing.T) {
+		if got, want := ShardShare(a, "a", "a-1", peers, now, 250, 6), 8000.0/6; !near(got, want) {
+			t.Errorf("share = %v, want %v", got, want)
 		}
 	})
 }
@@ -664,20 +655,16 @@ func TestAllocateProperties(t *testing.T) {
 		if level >= 0 && sumG <= capacity && !near(a.Used+reserved, capacity) {
 			fail("used + reserved = %v with a borrower unsatisfied, want %v", a.Used+reserved, capacity)
 		}
-		// PodShare adds up to each team's allowance over its pods.
+		// The shards of each team's live pods, at ShardShare each, add
+		// up to the team's allowance.
 		for name, ta := range a.Teams {
+			pods, _ := latest(peers, name)
 			var sum float64
-			seen := map[string]bool{}
 			shards := 0
-			for _, p := range peers {
-				if p.Team == name && !seen[p.Pod] {
-					seen[p.Pod] = true
-					sum += PodShare(a, name, p.Pod, peers, now, 0)
-				}
-			}
-			for _, p := range peers {
-				if p.Team == name && live(p, now, staleAfter) {
+			for _, p := range pods {
+				if live(p, now, staleAfter) {
 					shards += p.Shards
+					sum += float64(p.Shards) * ShardShare(a, name, p.Pod, peers, now, 0, 1)
 				}
 			}
 			if shards > 0 && !near(sum, ta.Allowance) {

@@ -101,9 +101,9 @@ type Coordinator struct {
 
 	mu    sync.Mutex
 	team0 TeamAllocation
-	// podShare is the records/s this pod may read over its shards; 0:
+	// shardShare is the records/s each of this pod's shards may read; 0:
 	// the plain budget.
-	podShare float64
+	shardShare float64
 	// computed is the last round's share, before increases wait a round.
 	computed float64
 	lastOK   time.Time
@@ -145,15 +145,13 @@ func NewCoordinator(opts CoordinatorOptions, stream string) *Coordinator {
 }
 
 // ShardRate is the rate each of this pod's shards may read, or ok false for
-// the plain budget.
+// the plain budget. It does not depend on how many shards the pod holds
+// now: a shard that moves between two rounds reads at the same rate on
+// either side.
 func (c *Coordinator) ShardRate(int) (float64, bool) {
-	owned := c.opts.Owned()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.podShare <= 0 || owned <= 0 {
-		return 0, false
-	}
-	return c.podShare / float64(owned), true
+	return c.shardShare, c.shardShare > 0
 }
 
 // Allocation is the team's current allocation (zero before the first
@@ -204,9 +202,9 @@ func (c *Coordinator) demand(now time.Time, guarantee float64) float64 {
 	return d
 }
 
-// plainShare is what this pod reads at the plain budget.
-func (c *Coordinator) plainShare(guarantee float64, owned int) float64 {
-	return guarantee * float64(owned) / float64(max(c.opts.Reading(), 1))
+// plainShare is what each shard reads at the plain budget.
+func (c *Coordinator) plainShare(guarantee float64) float64 {
+	return guarantee / float64(max(c.opts.Reading(), 1))
 }
 
 func (c *Coordinator) round(ctx context.Context, now time.Time) {
@@ -229,16 +227,16 @@ func (c *Coordinator) round(ctx context.Context, now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	plain := c.plainShare(guarantee, owned)
+	plain := c.plainShare(guarantee)
 	if err != nil {
 		c.m.coordinated.Set(0)
 		// Keep min(plain, last applied) while our row may still look live
 		// to the others, and one interval more (they recompute once a
 		// round); then the plain budget.
 		if now.Sub(c.lastOK) > StaleAfter+Interval {
-			c.team0, c.podShare = Fallback(guarantee), 0
-		} else if c.podShare <= 0 || c.podShare > plain {
-			c.team0, c.podShare = Fallback(guarantee), 0
+			c.team0, c.shardShare = Fallback(guarantee), 0
+		} else if c.shardShare <= 0 || c.shardShare > plain {
+			c.team0, c.shardShare = Fallback(guarantee), 0
 		}
 		c.log.Debug("cluster table unreachable; plain budget", "err", err)
 		c.publishMetrics()
@@ -247,7 +245,7 @@ func (c *Coordinator) round(ctx context.Context, now time.Time) {
 	a := Allocate(Config{Capacity: float64(c.opts.Cluster.Capacity), StaleAfter: StaleAfter, LendShare: lendShare}, peers, now)
 	team0 := a.For(c.opts.Team, guarantee)
 	held := guarantee * float64(me.Uncoordinated) / float64(max(c.opts.Reading(), 1))
-	share := PodShare(a, c.opts.Team, c.opts.Pod, peers, now, held)
+	share := ShardShare(a, c.opts.Team, c.opts.Pod, peers, now, held, c.opts.Reading())
 	if a.Stale || share <= 0 {
 		share = plain
 	}
@@ -260,7 +258,7 @@ func (c *Coordinator) round(ctx context.Context, now time.Time) {
 		applied = min(share, c.computed)
 	}
 	c.computed = share
-	c.team0, c.podShare = team0, applied
+	c.team0, c.shardShare = team0, applied
 	c.used = a.Used
 	c.lastOK = now
 	c.m.coordinated.Set(1)

@@ -1,7 +1,7 @@
 // Package consumer reads a team's Kinesis stream within its budget. It is
 // the only user of vmware-go-kcl-v2: one library worker per pod, one record
 // processor per leased shard. Each shard's records go through its ledger
-// (ledger.go), which alone decides what may be checkpointed; its pacer
+// (pkg/consumer/ledger), which alone decides what may be checkpointed; its pacer
 // (pacer.go) alone decides what may be read. The library's behaviours that
 // would lose records or read above the budget are guarded by small named
 // adapters (kcl.go).
@@ -165,8 +165,9 @@ func (c *Consumer) Ready() bool { return c.ready.Load() }
 // WorkerID is this pod's name in the lease table.
 func (c *Consumer) WorkerID() string { return c.opts.WorkerID }
 
-// viewRefresh is how often the stream's shards are listed again: a
-// reshard's new budget applies within it.
+// viewRefresh is how often the stream's shards are listed again; a change
+// the library's own listing sees (every shard sync) refreshes the view at
+// once, so a reshard's new budget applies within about a second.
 const viewRefresh = 10 * time.Second
 
 // maxShardRate is the most one shard serves: 10,000 records a call, five
@@ -255,7 +256,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer c.stopHard()
 	defer c.stopSoft()
 	kc := awskinesis.NewFromConfig(c.opts.AWS, func(o *awskinesis.Options) {
-		o.APIOptions = append(o.APIOptions, kinesis.KPLGuard, kinesis.FastGetRecords, kinesis.GetRecordsLimit(c.getRecordsLimit))
+		o.APIOptions = append(o.APIOptions, kinesis.KPLGuard, kinesis.FastGetRecords, kinesis.GetRecordsLimit(c.getRecordsLimit), kinesis.WatchListShards(c.view))
 	})
 	if err := retry(ctx, c.log, "stream not readable yet", c.view.Refresh); err != nil {
 		return nil // stopped before it started

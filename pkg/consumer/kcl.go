@@ -136,20 +136,34 @@ func (a checkpointer) CheckpointSequence(shard *par.ShardStatus) error {
 }
 
 // FetchCheckpoint reads the shard's checkpoint and lease. It guards against
-// a library behaviour: the library skips, at every shard sync, a shard
-// whose row names this pod as its owner, believing it holds the lease; a
-// lease whose release failed (the table was unreachable when its reader
-// stopped) keeps this pod's name in the row, and the pod would never read
-// the shard again. The owner is reported only while this pod does hold the
-// lease.
+// three library behaviours:
+//
+//   - The library skips, at every shard sync, a shard whose row names this
+//     pod as its owner, believing it holds the lease; a lease whose release
+//     failed (the table was unreachable when its reader stopped) keeps this
+//     pod's name in the row, and the pod would never read the shard again.
+//     The owner is reported only while this pod does hold the lease.
+//   - The library sets a shard's checkpoint to SHARD_END in memory before
+//     writing it, and skips a shard whose checkpoint in memory is SHARD_END:
+//     when that write failed, the shard (and its children) would never be
+//     read again by this pod. The checkpoint in memory is always the row's.
+//   - A child's reader waits until its parent's checkpoint is SHARD_END,
+//     forever for a parent that aged out of the stream unfinished (its
+//     lease is taken because the parent is no longer listed). Such a parent
+//     is reported finished: nothing more can be read from it.
 func (a checkpointer) FetchCheckpoint(shard *par.ShardStatus) error {
 	ctx, cancel := a.ctx()
 	defer cancel()
+	if a.c.view.AgedOut(shard.ID) {
+		shard.SetCheckpoint(chk.ShardEnd)
+		return nil
+	}
 	row, ok, err := a.c.leases.Fetch(ctx, shard.ID)
 	if err != nil {
 		return err
 	}
 	if !ok || row.Checkpoint == "" {
+		shard.SetCheckpoint("")
 		return chk.ErrSequenceIDNotFound
 	}
 	if row.Owner == a.c.opts.WorkerID && !a.c.leases.Holds(shard.ID) {

@@ -54,6 +54,9 @@ func (p *pacer) setRate(recordsPerSecond float64, burst int, poll time.Duration)
 	}
 }
 
+// burst is the most records one wait covers: one poll interval's worth.
+func (p *pacer) burst() int { return p.records.Burst() }
+
 // wait blocks until n records and size bytes fit the budget, and returns how
 // long it waited. It returns early with ctx's error.
 func (p *pacer) wait(ctx context.Context, n, size int) (time.Duration, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 
+	"github.com/streambudget/streambudget/pkg/consumer/ledger"
 	"github.com/streambudget/streambudget/pkg/document"
 	"github.com/streambudget/streambudget/pkg/essink"
 	"github.com/streambudget/streambudget/pkg/lease"
@@ -30,7 +31,7 @@ type processor struct {
 	c       *Consumer
 	shardID string
 	log     *slog.Logger
-	ledger  *Ledger
+	ledger  *ledger.Ledger
 	pacer   *pacer
 	builder *document.Builder
 	chunk   document.Chunk
@@ -53,7 +54,7 @@ type processor struct {
 }
 
 func (c *Consumer) newProcessor(shardID string) *processor {
-	p := &processor{c: c, shardID: shardID, log: c.log.With("shard", shardID), ledger: NewLedger(), refused: make(chan struct{})}
+	p := &processor{c: c, shardID: shardID, log: c.log.With("shard", shardID), ledger: ledger.New(), refused: make(chan struct{})}
 	work, cancel := context.WithCancel(c.leases.Context(shardID))
 	p.stopWork = context.AfterFunc(c.hardStop, cancel)
 	p.work, p.cancel = work, cancel
@@ -95,13 +96,10 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	}
 	p.c.m.recordsRead.WithLabelValues(p.shardID).Add(float64(len(recs)))
 	p.c.m.bytesRead.WithLabelValues(p.shardID).Add(float64(bytes))
-	if !p.index(recs, first, in.Checkpointer) {
-		return
-	}
 	rate, limit := p.c.shardRate()
 	p.pacer.setRate(rate, limit, p.c.budget.PollInterval)
 	p.state.setBudget(rate)
-	waited, _ := p.pacer.wait(p.work, len(recs), bytes)
+	waited, _ := p.index(recs, first, in.Checkpointer)
 	if waited > 0 {
 		p.c.m.budgetWait.WithLabelValues(p.shardID).Add(waited.Seconds())
 	}
@@ -160,13 +158,18 @@ func (p *processor) leaseOver() {
 	}
 }
 
-// index sends the batch chunk by chunk and reports whether every record got
-// its final answer.
-func (p *processor) index(recs []document.Record, first int64, cp kcl.IRecordProcessorCheckpointer) bool {
+// index sends the batch chunk by chunk, each after the shard's budget has
+// room for its records, and reports how long it waited on the budget and
+// whether every record got its final answer. Paying per chunk, before it
+// is sent, holds Elasticsearch to the budget even when one GetRecords call
+// returns more records than the budget's batch (KPL aggregates: the call's
+// limit counts an aggregate as one record).
+func (p *processor) index(recs []document.Record, first int64, cp kcl.IRecordProcessorCheckpointer) (time.Duration, bool) {
 	readAt := time.Now()
 	b, c := p.builder, &p.chunk
-	b.Start(recs, readAt)
+	b.Start(recs, readAt, p.pacer.burst())
 	defer b.Done(c)
+	var waited time.Duration
 	for b.Next(c) {
 		for _, d := range c.Dropped {
 			p.c.m.dropped.WithLabelValues(d.Rule).Inc()
@@ -177,10 +180,16 @@ func (p *processor) index(recs []document.Record, first int64, cp kcl.IRecordPro
 		for _, rec := range c.Of {
 			p.ledger.Expect(first+int64(rec), 1)
 		}
+		size := 0
 		for _, rec := range c.Sealed {
 			p.ledger.Seal(first + int64(rec))
+			size += len(recs[rec].Data)
 		}
-		err := p.send(c, readAt)
+		d, err := p.pacer.wait(p.work, len(c.Sealed), size)
+		if waited += d; err != nil {
+			return waited, false
+		}
+		err = p.send(c, readAt)
 		for i, r := range p.results {
 			if r.Written() { // a rejected document counts once its dead letter is written
 				p.ledger.Confirm(first + int64(c.Of[i]))
@@ -188,10 +197,10 @@ func (p *processor) index(recs []document.Record, first int64, cp kcl.IRecordPro
 		}
 		p.checkpoint(cp)
 		if err != nil {
-			return false
+			return waited, false
 		}
 	}
-	return true
+	return waited, true
 }
 
 // send indexes a chunk until every item has its final answer or the work

@@ -42,6 +42,11 @@ func (d *Decoder) decodeCloudWatch(rec *Record, dst []Doc) ([]Doc, bool, error) 
 			i = skipSpace(b, i+1)
 		}
 	}
+	if len(dst) == n0 {
+		// CloudWatch Logs sends no such message: say so rather than let a
+		// record pass without a trace.
+		return dst, false, &Failure{Reason: ReasonBadCloudWatchLogs, Detail: "a DATA_MESSAGE with no log events"}
+	}
 	return dst, false, nil
 }
 
@@ -248,12 +253,19 @@ func (d *Decoder) event(b []byte, i, k int, env *envelope) (Doc, int, *Failure) 
 	st := d.newDoc()
 	isObject := false
 	if j := skipSpace(text, 0); j < len(text) && text[j] == '{' {
-		code, _ := d.members(text, &st)
+		code, off := d.members(text, &st)
 		isObject = code == scanOK
 		if !isObject {
 			d.fields = d.fields[:st.start]
 			st = d.newDoc()
+			if d.opts.Structured {
+				f := unstructured(scanFailure(code, off, d.opts.MaxDepth, ReasonInvalidJSON))
+				f.Detail = fmt.Sprintf("logEvents[%d].message: %s", k, f.Detail)
+				return Doc{}, 0, f
+			}
 		}
+	} else if d.opts.Structured && d.looksStructured(text) {
+		return Doc{}, 0, unstructured(&Failure{Reason: ReasonInvalidJSON, Detail: fmt.Sprintf("logEvents[%d].message: a JSON value that is not an object", k)})
 	}
 	if !isObject {
 		value := msg

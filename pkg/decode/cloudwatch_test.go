@@ -84,7 +84,7 @@ func TestDecodeCloudWatchLogs(t *testing.T) {
 				`{"message":"one","cloudwatch":{"logGroup":"/aws/lambda/f","logStream":"s","owner":"123","id":"a"}}`,
 				`{"message":"two","cloudwatch":{"logGroup":"/aws/lambda/f","logStream":"s","owner":"123"}}`,
 			}},
-		{name: "no events", format: cw, data: gz(t, cwPayload())},
+		{name: "no events: CloudWatch Logs sends none, so it is dead-lettered", format: cw, data: gz(t, cwPayload()), reason: ReasonBadCloudWatchLogs},
 		{name: "control message", format: cw, skipped: true,
 			data: gz(t, `{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}`)},
 		{name: "not gzip", format: cw, data: []byte(`{"messageType":"DATA_MESSAGE"}`), reason: ReasonBadGzip},

@@ -214,7 +214,7 @@ func benchBuild(b *testing.B, opts Options, records []Record, unit string, perOp
 	// to their working size, as a shard's first call does.
 	var body []byte
 	items, dropped := 0, 0
-	bl.Start(records, benchArrival)
+	bl.Start(records, benchArrival, 0)
 	for bl.Next(&c) {
 		body = appendBulk(body, c.Items)
 		items += len(c.Items)
@@ -236,7 +236,7 @@ func benchBuild(b *testing.B, opts Options, records []Record, unit string, perOp
 	runtime.ReadMemStats(&before)
 	for b.Loop() {
 		body = body[:0]
-		bl.Start(records, benchArrival)
+		bl.Start(records, benchArrival, 0)
 		for bl.Next(&c) {
 			body = appendBulk(body, c.Items)
 		}

@@ -94,6 +94,8 @@ type Builder struct {
 	recs   []Record
 	readAt []byte
 	next   int // next record to decode
+	// chunkRecords caps the records one chunk starts (0: no cap).
+	chunkRecords int
 	// The record being emitted: its documents (pointing into the decoder
 	// and the record), the next one to emit, and its coordinates.
 	cur   int
@@ -120,10 +122,11 @@ func (s *Schema) NewBuilder(shardID string) *Builder {
 	return &Builder{s: s, shard: shardID, dec: decode.New(s.opts.Decode), cur: -1}
 }
 
-// Start begins a batch read at readAt. The records must stay untouched
-// until the batch is done.
-func (b *Builder) Start(recs []Record, readAt time.Time) {
-	b.recs, b.next, b.cur, b.docs, b.docAt = recs, 0, -1, b.docs[:0], 0
+// Start begins a batch read at readAt; each chunk starts at most
+// chunkRecords records (0: no cap), so that a pacer can pay for each before
+// it is sent. The records must stay untouched until the batch is done.
+func (b *Builder) Start(recs []Record, readAt time.Time, chunkRecords int) {
+	b.recs, b.next, b.cur, b.docs, b.docAt, b.chunkRecords = recs, 0, -1, b.docs[:0], 0, chunkRecords
 	b.readAt = readAt.UTC().AppendFormat(b.readAt[:0], time.RFC3339Nano)
 }
 
@@ -151,6 +154,7 @@ func (b *Builder) Held(c *Chunk) int {
 // anything; false means the batch is done.
 func (b *Builder) Next(c *Chunk) bool {
 	c.reset()
+	first := b.next
 	for {
 		if b.cur >= 0 {
 			if b.emitDocs(c) {
@@ -159,7 +163,7 @@ func (b *Builder) Next(c *Chunk) bool {
 			c.Sealed = append(c.Sealed, b.cur)
 			b.cur = -1
 		}
-		if b.next >= len(b.recs) || len(c.Items) > 0 && b.full(c) {
+		if b.next >= len(b.recs) || len(c.Items) > 0 && b.full(c) || b.chunkRecords > 0 && b.next-first >= b.chunkRecords {
 			break
 		}
 		b.load(c)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // Lister is what the stream view needs of a Kinesis client; *kinesis.Client
@@ -63,11 +64,14 @@ type View struct {
 	byID      map[string]Shard
 	retention time.Duration
 	known     bool
+	// stale is poked when another listing (the KCL library's) saw shards
+	// this view does not show as they are: Run refreshes at once.
+	stale chan struct{}
 }
 
 // NewView returns an empty view; Refresh fills it.
 func NewView(client Lister, stream Stream, log *slog.Logger) *View {
-	return &View{client: client, stream: stream, log: log, byID: map[string]Shard{}}
+	return &View{client: client, stream: stream, log: log, byID: map[string]Shard{}, stale: make(chan struct{}, 1)}
 }
 
 // Refresh lists the stream's shards and reads its retention period.
@@ -87,16 +91,7 @@ func (v *View) Refresh(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("list shards of %s: %w", v.stream.Name, err)
 		}
-		for _, s := range out.Shards {
-			sh := Shard{ID: aws.ToString(s.ShardId)}
-			for _, p := range []*string{s.ParentShardId, s.AdjacentParentShardId} {
-				if p != nil && *p != "" {
-					sh.Parents = append(sh.Parents, *p)
-				}
-			}
-			sh.Open = s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil
-			shards = append(shards, sh)
-		}
+		shards = append(shards, shardsOf(out)...)
 		if out.NextToken == nil {
 			break
 		}
@@ -122,6 +117,21 @@ func (v *View) Refresh(ctx context.Context) error {
 		v.log.Info("open shards changed", "stream", v.stream.Name, "open", after, "before", before)
 	}
 	return nil
+}
+
+func shardsOf(out *kinesis.ListShardsOutput) []Shard {
+	shards := make([]Shard, 0, len(out.Shards))
+	for _, s := range out.Shards {
+		sh := Shard{ID: aws.ToString(s.ShardId)}
+		for _, p := range []*string{s.ParentShardId, s.AdjacentParentShardId} {
+			if p != nil && *p != "" {
+				sh.Parents = append(sh.Parents, *p)
+			}
+		}
+		sh.Open = s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil
+		shards = append(shards, sh)
+	}
+	return shards
 }
 
 func (v *View) openLocked() int {
@@ -173,21 +183,91 @@ func (v *View) Retention() time.Duration {
 // Stream is the stream the view describes.
 func (v *View) Stream() Stream { return v.stream }
 
-// Run refreshes the view every interval until ctx ends. A failed refresh
-// keeps the last view and is logged.
+// Run refreshes the view every interval, and at once (at most once a
+// second) when another listing saw a change, until ctx ends. A failed
+// refresh keeps the last view and is logged.
 func (v *View) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if err := v.Refresh(ctx); err != nil && ctx.Err() == nil && v.log != nil {
-				v.log.Warn("refresh stream view", "err", err)
+		case <-v.stale:
+			if wait := time.Until(last.Add(time.Second)); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+			}
+		}
+		last = time.Now()
+		if err := v.Refresh(ctx); err != nil && ctx.Err() == nil && v.log != nil {
+			v.log.Warn("refresh stream view", "err", err)
+		}
+	}
+}
+
+// Saw compares shards another listing returned with the view: a shard the
+// view does not list, or lists open when it is closed, makes Run refresh
+// at once. A reshard's budget then applies within about a second, not at
+// the next periodic refresh.
+func (v *View) Saw(shards []Shard) {
+	v.mu.RLock()
+	stale := false
+	for _, s := range shards {
+		if known, ok := v.byID[s.ID]; !ok || known.Open != s.Open {
+			stale = true
+			break
+		}
+	}
+	v.mu.RUnlock()
+	if stale {
+		select {
+		case v.stale <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// WatchListShards is a Kinesis client API option that shows the view every
+// page of shards the client lists (the KCL library lists every shard sync).
+func WatchListShards(v *View) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		if stack.ID() != "ListShards" {
+			return nil
+		}
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("streambudgetWatchListShards",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				if res, ok := out.Result.(*kinesis.ListShardsOutput); ok && err == nil {
+					v.Saw(shardsOf(res))
+				}
+				return out, md, err
+			}), middleware.After)
+	}
+}
+
+// AgedOut reports whether the shard is a parent no longer listed (its
+// records past the stream's retention): a listed shard names it as a
+// parent, and nothing more can be read from it.
+func (v *View) AgedOut(shardID string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if _, listed := v.byID[shardID]; listed || !v.known {
+		return false
+	}
+	for _, s := range v.shards {
+		for _, p := range s.Parents {
+			if p == shardID {
+				return true
 			}
 		}
 	}
+	return false
 }
 
 // OpenNow is the number of open shards, counting as closed those known to

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/streambudget/streambudget/pkg/decode"
 )
@@ -41,25 +42,57 @@ func (s *Set) redact(doc *decode.Doc, sc *scratch) {
 // need a decoded document, so raw bytes cannot be redacted with them.
 func (s *Set) HasFieldRules() bool { return len(s.fields) > 0 }
 
-// redactField replaces with "[REDACTED]" every value at path: a top-level
-// key, or a dotted path that reaches into nested objects, where any key on
-// the way may itself hold dots, arrays are crossed (as Elasticsearch's field
-// paths cross them), and every member of a key given more than once is
-// redacted, not only the first.
+// redactField replaces with "[REDACTED]" every value at or below path: a
+// top-level key, or a dotted path that reaches into nested objects, where
+// any key on the way may itself hold dots (Elasticsearch reads
+// {"password.old":1} as {"password":{"old":1}}), arrays are crossed (as
+// Elasticsearch's field paths cross them), keys are compared without case,
+// and every member of a key given more than once is redacted, not only the
+// first. path is lower case.
 func redactField(doc *decode.Doc, path string, sc *scratch) {
 	for i := range doc.Fields {
 		f := &doc.Fields[i]
-		if f.Key == path {
+		whole, rest := matchPath(f.Key, path)
+		switch {
+		case whole:
 			f.Value = redacted
-			continue
-		}
-		if n := len(f.Key); len(path) > n && path[n] == '.' && path[:n] == f.Key {
-			sc.fieldSpans = collectPath(f.Value, 0, path[n+1:], sc.fieldSpans[:0])
+		case rest != "":
+			sc.fieldSpans = collectPath(f.Value, 0, rest, sc.fieldSpans[:0])
 			if len(sc.fieldSpans) > 0 {
 				f.Value = splice(f.Value, sc.fieldSpans)
 			}
 		}
 	}
+}
+
+// matchPath says where key stands against the lower-case dotted path:
+// whole when the key's value is at or below the path (the key is the path,
+// or the path followed by a dot and more), or the rest of the path to
+// follow inside the value when the key is a leading part of it. Keys are
+// compared without case.
+func matchPath(key, path string) (whole bool, rest string) {
+	if !isLowerASCII(key) {
+		key = strings.ToLower(key)
+	}
+	n := len(path)
+	switch {
+	case key == path || len(key) > n && key[n] == '.' && key[:n] == path:
+		return true, ""
+	case len(path) > len(key) && path[len(key)] == '.' && path[:len(key)] == key:
+		return false, path[len(key)+1:]
+	}
+	return false, ""
+}
+
+// isLowerASCII reports whether s has no upper-case letter and no byte
+// outside ASCII, so that it compares without case as it is.
+func isLowerASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // collectPath appends the spans of every value at path inside the raw JSON
@@ -102,11 +135,11 @@ func collectPath(v []byte, base int, path string, spans []span) []span {
 			if vEnd <= vStart {
 				return spans
 			}
-			switch n := len(key); {
-			case string(key) == path:
+			switch whole, rest := matchPath(string(key), path); {
+			case whole:
 				spans = append(spans, span{base + vStart, base + vEnd})
-			case len(path) > n && path[n] == '.' && path[:n] == string(key):
-				spans = collectPath(v[vStart:vEnd], base+vStart, path[n+1:], spans)
+			case rest != "":
+				spans = collectPath(v[vStart:vEnd], base+vStart, rest, spans)
 			}
 			i = skipSpace(v, vEnd)
 			if i < len(v) && v[i] == ',' {
@@ -156,7 +189,11 @@ func (s *Set) redactStrings(v []byte, sc *scratch) ([]byte, bool) {
 				end++
 			}
 			if s.patterns&patCreditCard != 0 && end-i >= 13 {
-				sc.spans = findCards(v[i:end], sc.spans[:0])
+				num := v[i:end]
+				if digits, ok := integerDigits(num, sc.num[:0]); ok {
+					sc.num, num = digits, digits // 4.111111111111111e15 is 4111111111111111
+				}
+				sc.spans = findCards(num, sc.spans[:0])
 				if len(sc.spans) > 0 {
 					emit(i, end, redacted)
 				}
@@ -301,4 +338,57 @@ func find(obj []byte, path string) (start, end int, ok bool) {
 			}
 		}
 	}
+}
+
+// integerDigits writes the digits of the JSON number num when it has a
+// fraction or an exponent and its value is a whole number of 13 to 19
+// digits (the lengths of card numbers), and reports whether it did.
+func integerDigits(num, dst []byte) ([]byte, bool) {
+	mant, exp := num, 0
+	if i := bytes.IndexAny(num, "eE"); i >= 0 {
+		mant = num[:i]
+		e, neg := 0, false
+		for _, c := range num[i+1:] {
+			switch {
+			case c == '-':
+				neg = true
+			case isDigit(c):
+				if e = e*10 + int(c-'0'); e > 100 {
+					return dst, false
+				}
+			}
+		}
+		if neg {
+			e = -e
+		}
+		exp = e
+	} else if bytes.IndexByte(num, '.') < 0 {
+		return dst, false // a plain integer: findCards reads it as it is
+	}
+	if len(mant) > 0 && mant[0] == '-' {
+		mant = mant[1:]
+	}
+	point := bytes.IndexByte(mant, '.')
+	if point < 0 {
+		point = len(mant)
+	}
+	dst = append(dst, mant[:point]...)
+	if point < len(mant) {
+		dst = append(dst, mant[point+1:]...)
+	}
+	// The value is dst x 10^(exp - fraction digits).
+	shift := exp - (len(mant) - min(point+1, len(mant)))
+	for ; shift > 0; shift-- {
+		dst = append(dst, '0')
+	}
+	for ; shift < 0; shift++ {
+		if len(dst) == 0 || dst[len(dst)-1] != '0' {
+			return dst, false // a fraction remains
+		}
+		dst = dst[:len(dst)-1]
+	}
+	for len(dst) > 1 && dst[0] == '0' {
+		dst = dst[1:]
+	}
+	return dst, len(dst) >= 13 && len(dst) <= 19
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -87,7 +88,7 @@ func Compile(drop []budget.DropRule, redact []budget.RedactRule) (*Set, error) {
 		case (r.Field == "") == (r.Pattern == ""):
 			errs = append(errs, fmt.Errorf("compile redact[%d]: give exactly one of field or pattern", i))
 		case r.Field != "":
-			s.fields = append(s.fields, r.Field)
+			s.fields = append(s.fields, strings.ToLower(r.Field)) // keys match without case
 		default:
 			p, ok := patternByName[r.Pattern]
 			if !ok {
@@ -112,6 +113,7 @@ type scratch struct {
 	spans      []span
 	fieldSpans []span
 	out        []byte
+	num        []byte // a JSON number's digits
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

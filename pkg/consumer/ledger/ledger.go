@@ -1,4 +1,7 @@
-package consumer
+// Package ledger is the one authority over a shard's checkpoints (see
+// Ledger): pkg/consumer enters every record the KCL library hands over and
+// checkpoints only what the ledger allows.
+package ledger
 
 import (
 	"fmt"
@@ -51,8 +54,8 @@ const (
 	stateAbandoned
 )
 
-// NewLedger returns an empty ledger.
-func NewLedger() *Ledger { return &Ledger{allowed: -1} }
+// New returns an empty ledger.
+func New() *Ledger { return &Ledger{allowed: -1} }
 
 // Add enters a batch's records, by their sequence numbers in the order the
 // library handed them over, and returns the position of the first.

@@ -1,4 +1,4 @@
-package consumer
+package ledger
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ func TestLedgerCheckpoints(t *testing.T) {
 		{"everything", []int{0, 1, 2, 3, 4}, "4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := NewLedger()
+			l := New()
 			first := l.Add(seqs)
 			for i, n := range items {
 				l.Expect(first+int64(i), n)
@@ -53,7 +53,7 @@ func TestLedgerCheckpoints(t *testing.T) {
 // passes it, even when later batches are done, and the shard never counts
 // as finished (no SHARD_END).
 func TestLedgerAbandonBlocksForever(t *testing.T) {
-	l := NewLedger()
+	l := New()
 	a := l.Add([]string{"1", "2"})
 	l.Seal(a)
 	if got := l.Settle(a, 2); got != 1 {
@@ -75,7 +75,7 @@ func TestLedgerAbandonBlocksForever(t *testing.T) {
 }
 
 func TestLedgerFinished(t *testing.T) {
-	l := NewLedger()
+	l := New()
 	if !l.Finished() {
 		t.Error("an empty shard is not finished")
 	}
@@ -112,7 +112,7 @@ func FuzzLedger(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, seed uint64) {
 		rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-		l := NewLedger()
+		l := New()
 		type rec struct {
 			seq       string
 			last      bool
