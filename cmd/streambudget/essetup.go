@@ -54,6 +54,11 @@ func runESSetup(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		urls := f.Elasticsearch.URLs
 		if *esURL != "" {
 			urls = strings.Split(*esURL, ",")
+			for _, u := range urls {
+				if err := budget.CheckURL(u); err != nil {
+					return usageError(fs, stderr, "--es-url %v", err)
+				}
+			}
 		}
 		sink, err := essink.New(essink.Options{URLs: urls, Team: f.Team, Stream: f.StreamName(), CAFile: *caFile,
 			Username: os.Getenv("ELASTICSEARCH_USERNAME"), Password: os.Getenv("ELASTICSEARCH_PASSWORD"), APIKey: os.Getenv("ELASTICSEARCH_API_KEY")})

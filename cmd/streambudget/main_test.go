@@ -50,3 +50,21 @@ func TestLintExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// Credentials in --es-url would show in pod specs, process listings and
+// es-setup's output: refused, and never echoed.
+func TestESURLCredentialsRefused(t *testing.T) {
+	const secret = "S3cr3t-admin-pw"
+	for _, args := range [][]string{
+		{"run", "--budget", "../../budgets/payments.yaml", "--listen", "127.0.0.1:0", "--es-url", "http://elastic:" + secret + "@127.0.0.1:1"},
+		{"es-setup", "--es-url", "https://127.0.0.1:1,http://elastic:" + secret + "@127.0.0.1:1", "../../budgets/payments.yaml"},
+		{"es-setup", "--es-url", "elastic:" + secret + "@127.0.0.1:1", "../../budgets/payments.yaml"},
+	} {
+		var out, errs strings.Builder
+		code := run(context.Background(), args, &out, &errs)
+		all := out.String() + errs.String()
+		if code != 2 || !strings.Contains(all, "--es-url must") || strings.Contains(all, secret) {
+			t.Errorf("%v: exit %d, output:\n%s\nwant exit 2, the reason, and no password", args, code, all)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/streambudget/streambudget/pkg/app"
+	"github.com/streambudget/streambudget/pkg/budget"
 )
 
 func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
@@ -42,6 +43,11 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	if *esURL != "" {
 		opts.ESURLs = strings.Split(*esURL, ",")
+		for _, u := range opts.ESURLs {
+			if err := budget.CheckURL(u); err != nil {
+				return usageError(fs, stderr, "--es-url %v", err)
+			}
+		}
 	}
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {

@@ -619,6 +619,11 @@ func TestTemplateFails(t *testing.T) {
 			"dashboard.enabled: the dashboards moved to the fleet monitoring chart"},
 		{"bad-spread", append([]string{"--set", "podSpread.whenUnsatisfiable=Never"}, withBudget...),
 			"at '/podSpread/whenUnsatisfiable'"},
+		// Credentials in a URL would show in the pod spec.
+		{"credentials-in-url", append([]string{"--set", "elasticsearch.urls[0]=https://elastic:pw@es:9200"}, withBudget...),
+			"at '/elasticsearch/urls/0'"},
+		{"credentials-in-es-setup-url", append([]string{"--set", "esSetup.urls[0]=https://elastic:pw@es:9200"}, withBudget...),
+			"at '/esSetup/urls/0'"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -97,9 +97,10 @@ func pathError(err error) error {
 
 func load(names []string) ([]*File, Errors) {
 	var (
-		files []*File
-		errs  Errors
-		teams = map[string]*positioned{}
+		files   []*File
+		errs    Errors
+		teams   = map[string]*positioned{}
+		streams = map[string]*positioned{}
 	)
 	for _, name := range names {
 		f, fileErrs := loadFile(name)
@@ -113,6 +114,15 @@ func load(names []string) ([]*File, Errors) {
 			continue
 		}
 		teams[f.Team] = f
+		// One team per stream: two consumers of one stream read it twice,
+		// and their documents share _ids (made from stream and position),
+		// so one team's would overwrite or shadow the other's.
+		if prev, ok := streams[f.StreamName()]; ok {
+			errs = append(errs, &Error{File: name, Line: f.streamLine, Column: f.streamCol, Field: f.streamField,
+				Err: fmt.Errorf("stream %q is already read by team %s (%s); a stream belongs to one team", f.StreamName(), prev.Team, prev.Path)})
+			continue
+		}
+		streams[f.StreamName()] = f
 		files = append(files, f.File)
 	}
 	errs = append(errs, checkClusters(files)...)
@@ -123,7 +133,9 @@ func load(names []string) ([]*File, Errors) {
 // positioned keeps the team's position for cross-file errors.
 type positioned struct {
 	*File
-	teamLine, teamCol int
+	teamLine, teamCol     int
+	streamField           string
+	streamLine, streamCol int
 }
 
 func loadFile(name string) (*positioned, Errors) {

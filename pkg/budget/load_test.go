@@ -124,6 +124,18 @@ func TestLoadDir(t *testing.T) {
 		t.Fatalf("got %v, want a duplicate team error at b.yml:1:7", err)
 	}
 
+	// One team per stream (found by review: two teams on one stream read it
+	// twice, and their documents share _ids).
+	dir2 := t.TempDir()
+	for name, body := range map[string]string{"a.yaml": a, "c.yaml": strings.Replace(a, "team: a", "team: c", 1)} {
+		if err := os.WriteFile(filepath.Join(dir2, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := LoadDir(dir2); err == nil || !strings.Contains(err.Error(), `c.yaml:2:9: stream: stream "s" is already read by team a`) {
+		t.Fatalf("got %v, want a shared stream error at c.yaml:2:9", err)
+	}
+
 	empty := t.TempDir()
 	if _, err := LoadDir(empty); err == nil || !strings.Contains(err.Error(), "no budget files") {
 		t.Fatalf("got %v, want no budget files", err)

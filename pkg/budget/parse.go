@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -225,6 +226,11 @@ func (p *parser) file0(doc *yaml.Node) *positioned {
 	}
 
 	stream, arn := top.get("stream"), top.get("streamARN")
+	if stream != nil {
+		f.streamField, f.streamLine, f.streamCol = "stream", stream.Line, stream.Column
+	} else if arn != nil {
+		f.streamField, f.streamLine, f.streamCol = "streamARN", arn.Line, arn.Column
+	}
 	switch {
 	case stream == nil && arn == nil:
 		p.errorf(top.node, "stream", "is required (or streamARN)")
@@ -326,12 +332,8 @@ func (p *parser) elasticsearch(n *yaml.Node, f *File) {
 		}
 		for i, s := range urls {
 			field := fmt.Sprintf("elasticsearch.urls[%d]", i)
-			u, err := url.Parse(s)
-			switch {
-			case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-				p.errorf(resolve(v.Content[i]), field, "must be an http:// or https:// URL, got %q", s)
-			case u.User != nil:
-				p.errorf(resolve(v.Content[i]), field, "must not hold credentials; set ELASTICSEARCH_USERNAME/ELASTICSEARCH_PASSWORD or ELASTICSEARCH_API_KEY instead")
+			if err := CheckURL(s); err != nil {
+				p.errorf(resolve(v.Content[i]), field, "%v", err)
 			}
 		}
 		f.Elasticsearch.URLs = urls
@@ -394,6 +396,28 @@ func (p *parser) target(es fields, indexKey, streamKey string, index, stream *st
 		p.warnf(iv, field, "%q matches logs-*-*, which Elasticsearch 7.9+ and 8 make a data stream (built-in template): every document written with op index would be refused; write %s: %s (op create) or use a name outside logs-*-*", s, streamKey, prefix)
 	}
 	*index = s
+}
+
+// CheckURL checks an Elasticsearch URL, from a budget file or a flag: an
+// http:// or https:// URL without credentials (they would show in pod
+// specs, process listings and logs).
+func CheckURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("must be an http:// or https:// URL, got %q", redactURL(s))
+	case u.User != nil:
+		return errors.New("must not hold credentials; set ELASTICSEARCH_USERNAME/ELASTICSEARCH_PASSWORD or ELASTICSEARCH_API_KEY instead")
+	}
+	return nil
+}
+
+// redactURL hides what could be credentials in a URL that did not parse.
+func redactURL(s string) string {
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		return "..." + s[i:]
+	}
+	return s
 }
 
 // ParseRetention reads a retention such as 30d or 12h: how long documents

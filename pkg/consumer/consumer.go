@@ -279,11 +279,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return stop()
 	}
 	var firstStart time.Time
+	var recreated *lease.StreamRecreatedError
 	if err := retry(ctx, c.log, "read the team's first start", func(ctx context.Context) (err error) {
-		firstStart, err = c.leases.FirstStart(ctx)
+		firstStart, err = c.leases.FirstStart(ctx, c.view.Created())
+		if errors.As(err, &recreated) {
+			return nil
+		}
 		return err
 	}); err != nil {
 		return stop()
+	}
+	if recreated != nil {
+		stop()
+		return fmt.Errorf("stream %s, lease table %s: %w", c.file.StreamName(), c.opts.ApplicationName, recreated)
 	}
 	g.Go(func() error { return c.leases.Run(gctx, c.Reading) })
 

@@ -390,7 +390,7 @@ func TestFromLatestStartsAtFirstStart(t *testing.T) {
 		time.Sleep(time.Second)
 		h := newHarness(t, budget.Budget{MaxRecords: 10, PollInterval: time.Second}, s, 10)
 		h.c.opts.FromLatest = true
-		first, err := h.c.leases.FirstStart(context.Background())
+		first, err := h.c.leases.FirstStart(context.Background(), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}

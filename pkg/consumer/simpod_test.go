@@ -86,7 +86,7 @@ func (s *sim) startPod(fromLatest bool) *simPod {
 			return
 		}
 		var first time.Time
-		if retry(bg, c.log, "first start", func(ctx context.Context) (err error) { first, err = c.leases.FirstStart(ctx); return err }) != nil {
+		if retry(bg, c.log, "first start", func(ctx context.Context) (err error) { first, err = c.leases.FirstStart(ctx, time.Time{}); return err }) != nil {
 			return
 		}
 		p.kcfg = c.kclConfig(first)

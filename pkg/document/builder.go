@@ -225,12 +225,28 @@ func (b *Builder) emitDocs(c *Chunk) bool {
 		start := len(c.arena)
 		c.arena = b.s.encode(c.arena, doc, &b.at, b.pk, b.readAt)
 		c.add(essink.Item{
-			Index:  b.s.index.Format(doc.Timestamp),
+			Index:  b.s.index.Format(indexTime(doc.Timestamp, b.at.Arrival)),
 			ID:     ID(b.s.opts.Stream, &b.at, doc.Event, kindDocument),
 			Create: b.s.opts.DataStream,
 		}, b.cur, doc.Event, start)
 	}
 	return false
+}
+
+// maxIndexSkew is how far a document's own time may be from its record's
+// arrival in Kinesis and still pick its dated index.
+const maxIndexSkew = 24 * time.Hour
+
+// indexTime is the time a document's dated index is named for: its own
+// time, unless that is more than maxIndexSkew from its record's arrival (a
+// producer's clock gone wrong, old logs shipped late); then the arrival
+// time, so that no document is sent to an index long since made read-only
+// or deleted, where it would wait forever and hold its shard back.
+func indexTime(ts, arrival time.Time) time.Time {
+	if d := ts.Sub(arrival); d > maxIndexSkew || d < -maxIndexSkew {
+		return arrival
+	}
+	return ts
 }
 
 // deadLetterItem adds the dead letter of record i, which cannot be decoded.

@@ -399,3 +399,34 @@ func BenchmarkBatchMemory(b *testing.B) {
 	b.ReportMetric(float64(MaxShardBytes)/(1<<20), "bound-MiB")
 	b.ReportMetric(float64(len(recs)*16), "inflated-MiB")
 }
+
+// TestIndexFollowsArrivalWhenTimeIsFar: a dated index is named for the
+// document's own time, within a day of its record's arrival; a document
+// stamped further away goes to its arrival day's index (found by review: a
+// skewed producer clock sent documents to an index long made read-only,
+// where they waited forever and held their shard back).
+func TestIndexFollowsArrivalWhenTimeIsFar(t *testing.T) {
+	opts := testOptions()
+	opts.Drop, opts.Redact = nil, nil
+	s := schema(t, opts)
+	arrival := time.Date(2026, 12, 1, 23, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		ts, want string
+	}{
+		{"2026-12-01T10:00:00Z", "logs-payments-2026.12.01"},
+		{"2026-11-30T23:30:00Z", "logs-payments-2026.11.30"}, // late by under a day: its own day
+		{"2026-12-02T05:00:00Z", "logs-payments-2026.12.02"},
+		{"2025-01-01T00:00:00Z", "logs-payments-2026.12.01"}, // a clock a year behind
+		{"2031-01-01T00:00:00Z", "logs-payments-2026.12.01"},
+	} {
+		r := rec("1", `{"@timestamp":"`+tc.ts+`","message":"m"}`)
+		r.Arrival = arrival
+		out := build(t, s, []Record{r})
+		if len(out.items) != 1 || out.items[0].Index != tc.want {
+			t.Errorf("@timestamp %s arriving %s: index %v, want %s", tc.ts, arrival.Format(time.RFC3339), out.items, tc.want)
+		}
+		if !bytes.Contains(out.items[0].Source, []byte(`"@timestamp":"`+tc.ts+`"`)) {
+			t.Errorf("@timestamp %s not kept in the document: %s", tc.ts, out.items[0].Source)
+		}
+	}
+}

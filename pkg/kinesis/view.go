@@ -63,6 +63,7 @@ type View struct {
 	shards    []Shard
 	byID      map[string]Shard
 	retention time.Duration
+	created   time.Time
 	known     bool
 	// stale is poked when another listing (the KCL library's) saw shards
 	// this view does not show as they are: Run refreshes at once.
@@ -108,8 +109,9 @@ func (v *View) Refresh(ctx context.Context) error {
 	v.mu.Lock()
 	before, was := v.openLocked(), v.known
 	v.shards, v.byID, v.known = shards, byID, true
-	if sum.StreamDescriptionSummary != nil {
-		v.retention = time.Duration(aws.ToInt32(sum.StreamDescriptionSummary.RetentionPeriodHours)) * time.Hour
+	if d := sum.StreamDescriptionSummary; d != nil {
+		v.retention = time.Duration(aws.ToInt32(d.RetentionPeriodHours)) * time.Hour
+		v.created = aws.ToTime(d.StreamCreationTimestamp)
 	}
 	after := v.openLocked()
 	v.mu.Unlock()
@@ -178,6 +180,15 @@ func (v *View) Retention() time.Duration {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.retention
+}
+
+// Created is when the stream was created (zero when Kinesis did not say):
+// a stream deleted and created again under its name has new shards with
+// the old shards' ids.
+func (v *View) Created() time.Time {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.created
 }
 
 // Stream is the stream the view describes.

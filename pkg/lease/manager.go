@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"sort"
@@ -349,10 +350,14 @@ func (m *Manager) Team() ([]Heartbeat, int) {
 
 // FirstStart returns when the team first started reading its stream, as
 // recorded in the table by the first pod that ever ran (now, if this is it).
-func (m *Manager) FirstStart(ctx context.Context) (time.Time, error) {
+func (m *Manager) FirstStart(ctx context.Context, streamCreated time.Time) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
-	err := m.table.PutIfAbsent(ctx, Row{Key: firstStartKey, Timeout: stamp(time.Now())})
+	first := Row{Key: firstStartKey, Timeout: stamp(time.Now())}
+	if !streamCreated.IsZero() {
+		first.Numbers = map[string]float64{streamCreatedKey: float64(streamCreated.Unix())}
+	}
+	err := m.table.PutIfAbsent(ctx, first)
 	if err != nil && !errors.Is(err, ErrConflict) {
 		return time.Time{}, err
 	}
@@ -367,7 +372,41 @@ func (m *Manager) FirstStart(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read %s: %w", firstStartKey, err)
 	}
+	if streamCreated.IsZero() {
+		return t, nil
+	}
+	was, ok := row.Numbers[streamCreatedKey]
+	switch {
+	case !ok:
+		// A table from before the stream's creation was recorded.
+		row.Numbers = maps.Clone(row.Numbers)
+		if row.Numbers == nil {
+			row.Numbers = map[string]float64{}
+		}
+		row.Numbers[streamCreatedKey] = float64(streamCreated.Unix())
+		if err := m.table.Put(ctx, row); err != nil {
+			return time.Time{}, err
+		}
+	case int64(was) != streamCreated.Unix():
+		return time.Time{}, &StreamRecreatedError{Recorded: time.Unix(int64(was), 0).UTC(), Now: streamCreated.UTC()}
+	}
 	return t, nil
+}
+
+// streamCreatedKey holds, in the first-start row, when the stream the
+// table's checkpoints belong to was created.
+const streamCreatedKey = "stream_created"
+
+// StreamRecreatedError is a lease table holding the checkpoints of a
+// stream since deleted: the stream of that name now was created later, its
+// shard ids start over, and the old rows (SHARD_END among them) would make
+// the new shards be skipped.
+type StreamRecreatedError struct{ Recorded, Now time.Time }
+
+func (e *StreamRecreatedError) Error() string {
+	return fmt.Sprintf("the lease table holds the checkpoints of a stream created at %s, but the stream of that name was created at %s: "+
+		"its new shards reuse the old shard ids, and the old checkpoints would skip them. Delete the lease table (it is re-created empty) or name a new one with --application",
+		e.Recorded.Format(time.RFC3339), e.Now.Format(time.RFC3339))
 }
 
 // Run heartbeats every failover/4, recomputes the fair share from need (the
