@@ -91,6 +91,7 @@ func TestBuildBatch(t *testing.T) {
 		rec("5", `plain text from alice@example.com`),
 		rec("6", ""),
 	}
+	recs[0].Arrival = time.Date(2026, 3, 4, 5, 6, 8, 0, time.UTC)
 	out := build(t, s, recs)
 	if got, want := len(out.items), 4; got != want {
 		t.Fatalf("got %d items, want %d (2 dropped)", got, want)
