@@ -11,6 +11,7 @@ export STACK_DIR
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := $(STACK_DIR)/bin/streambudget
 FUZZTIME ?= 3s
+FUZZPARALLEL ?= 2
 
 .PHONY: help
 help: ## list the targets
@@ -79,8 +80,8 @@ fuzz: ## run every fuzz target, then the consumer simulation on new seeds, for F
 	  pkg=./$$(dirname $$file); \
 	  for f in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=2 $$pkg >/dev/null || \
-	      { $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=2 $$pkg; exit 1; }; \
+	    $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=$(FUZZPARALLEL) $$pkg >/dev/null || \
+	      { $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=$(FUZZPARALLEL) $$pkg; exit 1; }; \
 	  done; \
 	done
 	@first=$$(date +%s)000; out=$$(mktemp); echo "simulation from seed $$first ($(FUZZTIME))"; \

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -65,6 +66,21 @@ func TestESURLCredentialsRefused(t *testing.T) {
 		all := out.String() + errs.String()
 		if code != 2 || !strings.Contains(all, "--es-url must") || strings.Contains(all, secret) {
 			t.Errorf("%v: exit %d, output:\n%s\nwant exit 2, the reason, and no password", args, code, all)
+		}
+	}
+}
+
+// es-setup --dry-run prints one JSON document for every budget, for both
+// distributions.
+func TestESSetupDryRunJSON(t *testing.T) {
+	for _, dist := range []string{"elasticsearch", "opensearch"} {
+		var out, errs strings.Builder
+		if code := run(context.Background(), []string{"es-setup", "--dry-run", "--distribution", dist, "../../budgets"}, &out, &errs); code != 0 {
+			t.Fatalf("%s: exit %d: %s", dist, code, errs.String())
+		}
+		var teams []map[string]any
+		if err := json.Unmarshal([]byte(out.String()), &teams); err != nil || len(teams) != 3 {
+			t.Errorf("%s: %d teams, %v; want valid JSON for the 3 example budgets:\n%s", dist, len(teams), err, out.String())
 		}
 	}
 }

@@ -334,6 +334,26 @@ func checkSelector(t *testing.T, what string, sel map[string]string, team string
 }
 
 // checkPod asserts the pod spec runs the binary as the chart promises.
+// checkContainer checks a container's security context and resource
+// requests (what names it in the messages, "" for the team's pod).
+func checkContainer(t *testing.T, what string, c any) {
+	t.Helper()
+	sc := dig(c, "securityContext")
+	for key, want := range map[string]any{"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false, "runAsNonRoot": true} {
+		if got := dig(sc, key); got != want {
+			t.Errorf("%scontainer securityContext.%s: got %v, want %v", what, key, got, want)
+		}
+	}
+	if got := list(dig(sc, "capabilities", "drop")); !slices.Contains(got, any("ALL")) {
+		t.Errorf("%scontainer securityContext.capabilities.drop: got %v, want ALL", what, got)
+	}
+	for _, r := range []string{"cpu", "memory"} {
+		if dig(c, "resources", "requests", r) == nil {
+			t.Errorf("%sresources.requests.%s: not set", what, r)
+		}
+	}
+}
+
 func checkPod(t *testing.T, pod any, configMap string) {
 	t.Helper()
 	if got := dig(pod, "securityContext", "runAsNonRoot"); got != true {
@@ -365,20 +385,7 @@ func checkPod(t *testing.T, pod any, configMap string) {
 	if len(ports) != 1 || dig(ports[0], "containerPort") != 9090 || str(dig(ports[0], "name")) != "http" {
 		t.Errorf("ports: got %v, want one named http on 9090", ports)
 	}
-	sc := dig(c, "securityContext")
-	for key, want := range map[string]any{"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false, "runAsNonRoot": true} {
-		if got := dig(sc, key); got != want {
-			t.Errorf("container securityContext.%s: got %v, want %v", key, got, want)
-		}
-	}
-	if got := list(dig(sc, "capabilities", "drop")); !slices.Contains(got, any("ALL")) {
-		t.Errorf("container securityContext.capabilities.drop: got %v, want ALL", got)
-	}
-	for _, r := range []string{"cpu", "memory"} {
-		if dig(c, "resources", "requests", r) == nil {
-			t.Errorf("resources.requests.%s: not set", r)
-		}
-	}
+	checkContainer(t, "", c)
 	var podName bool
 	for _, e := range list(dig(c, "env")) {
 		if str(dig(e, "name")) == "POD_NAME" && str(dig(e, "valueFrom", "fieldRef", "fieldPath")) == "metadata.name" {

@@ -264,20 +264,7 @@ func checkESSetupJob(t *testing.T, objs []object, b budgetFile) {
 	if got := str(dig(pod, "securityContext", "seccompProfile", "type")); got != "RuntimeDefault" {
 		t.Errorf("pod securityContext.seccompProfile.type: got %q, want RuntimeDefault", got)
 	}
-	sc := dig(c, "securityContext")
-	for key, want := range map[string]any{"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false, "runAsNonRoot": true} {
-		if got := dig(sc, key); got != want {
-			t.Errorf("container securityContext.%s: got %v, want %v", key, got, want)
-		}
-	}
-	if got := list(dig(sc, "capabilities", "drop")); !slices.Contains(got, any("ALL")) {
-		t.Errorf("container securityContext.capabilities.drop: got %v, want ALL", got)
-	}
-	for _, r := range []string{"cpu", "memory"} {
-		if dig(c, "resources", "requests", r) == nil {
-			t.Errorf("Job resources.requests.%s: not set", r)
-		}
-	}
+	checkContainer(t, "Job ", c)
 	if got := str(dig(c, "image")); got != "ghcr.io/streambudget/streambudget:"+appVersion(t) {
 		t.Errorf("Job image: got %q, want the pods' image", got)
 	}
