@@ -327,3 +327,65 @@ func TestStartOnReshardedStream(t *testing.T) {
 	exactlyOnce(t, counts, recs, 0)
 	checkKeyOrder(t, env, team)
 }
+
+// TestMergeHoldsBudget: a merge 2->1 with a backlog in both parents. The
+// budget falls from 200 to 100 records/s (maxRecords 100 x 1 open shard)
+// and the draining parents share it: the team reads no more than 100/s
+// plus one burst over any 10 s window after the merge (it read 200/s when
+// the parents counted as open until the next listing). Read times come
+// from the documents' kinesis.read_at.
+func TestMergeHoldsBudget(t *testing.T) {
+	t.Parallel()
+	env := h.Load(t)
+	kc := env.Kinesis(t, env.KinesisLocal)
+	team := h.Unique("merge1")
+	h.CreateStream(t, kc, team, 2)
+	recs := h.Records(team, 4000, 20)
+	h.Put(t, kc, team, recs)
+	budget := h.Budget(t, team, team, 2, "maxRecords: 100\npollInterval: 1s", "")
+	c := env.StartConsumer(t, h.ConsumerOptions{Budget: budget, Kinesis: env.KinesisLocal})
+	h.Eventually(t, 30*time.Second, "both shards read", func() (bool, string) {
+		m, err := c.Metrics()
+		if err != nil {
+			return false, err.Error()
+		}
+		n := h.Sum(m, "streambudget_shard_records_read_total")
+		return n >= 600, fmt.Sprintf("%v read", n)
+	})
+	merged := time.Now()
+	reshard(t, kc, team, 1)
+	waitIndexed(t, env, team, recs, 120*time.Second)
+	docs, err := env.Search.Docs(context.Background(), team, false, "kinesis.read_at")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at []time.Time
+	for _, d := range docs {
+		ts, err := time.Parse(time.RFC3339Nano, d["kinesis.read_at"])
+		if err != nil {
+			t.Fatalf("read_at %q: %v", d["kinesis.read_at"], err)
+		}
+		at = append(at, ts)
+	}
+	sort.Slice(at, func(i, j int) bool { return at[i].Before(at[j]) })
+	const window = 10 * time.Second
+	worst, before := 0.0, 0.0
+	for i, a := range at {
+		n := sort.Search(len(at), func(j int) bool { return !at[j].Before(a.Add(window)) }) - i
+		if a.Add(window).After(at[len(at)-1]) {
+			break
+		}
+		r := float64(n) / window.Seconds()
+		if a.Before(merged.Add(-window)) {
+			before = max(before, r)
+		}
+		// The listing that shows the merge comes within a second or two.
+		if a.After(merged.Add(3 * time.Second)) {
+			worst = max(worst, r)
+		}
+	}
+	if limit := (100*window.Seconds() + 100) / window.Seconds() * 1.02; worst > limit {
+		t.Errorf("after the merge the team read %.1f records/s over a 10 s window; the budget is 100/s (plus one burst: %.1f)", worst, limit)
+	}
+	t.Logf("merge 2->1 with a backlog: at most %.1f records/s over 10 s before (budget 200), %.1f after (budget 100)", before, worst)
+}

@@ -13,15 +13,16 @@
 #                  run started it), the integration tests in parallel
 #     charts       the chart, Prometheus rule and dashboard packages, every
 #                  manifest against Kubernetes' types (helm from lane B)
+#     image        the image: reproducible, pushed and pulled, its binary run
 #   lane B (nice 19, in an autogroup of nice 19: it takes only the CPU lane A
 #   and the stack's servers leave idle)
 #     helm         built from the Go module proxy
-#     unit         go test -race of every package that needs no server or tool
+#     unit         go test of every package that needs no server or tool, with the
+#                  race detector where goroutines share memory
 #     fuzz         every fuzz target, then the simulation on new seeds, for
 #                  FUZZTIME each
 #     simulation   the consumer core's simulation over SIM_SEEDS schedules
 #                  (without the race detector, which the unit phase ran it under)
-#     image        the image: reproducible, pushed and pulled, its binary run
 #
 # Builds without the race detector share one set of compiled packages
 # (CGO_ENABLED=0 -trimpath, the image's flags). Each phase's wall time is
@@ -52,8 +53,8 @@ phase() {
   t=$(date +%s)
   printf '\n== %s\n' "$name"
   cpu=$(mktemp)
-  ( "$@"; rc=$?; times | tail -n 1 >"$cpu"; exit $rc ) || rc=$?
-  printf '%-12s %4ds wall %5s CPU  (%s)\n' "$name" "$(($(date +%s) - t))" "$(cpu_seconds <"$cpu")" \
+  ( "$@"; rc=$?; times >"$cpu"; exit $rc ) || rc=$?
+  printf '%-12s %4ds wall %5s CPU  (%s)\n' "$name" "$(($(date +%s) - t))" "$(tail -n 1 "$cpu" | cpu_seconds)" \
     "$([ $rc = 0 ] && echo ok || echo FAILED)" >>"$times"
   rm -f "$cpu"
   return $rc
@@ -88,6 +89,7 @@ lane_a() {
   phase stack-tools stack_tools || return 1
   phase integration integration/test.sh || rc=1
   phase charts charts || rc=1
+  phase image make --no-print-directory test-image || rc=1
   return $rc
 }
 
@@ -95,9 +97,22 @@ build_helm() {
   if integration/helm/helm.sh >/dev/null; then touch "$STACK_DIR/helm.ready"; else touch "$STACK_DIR/helm.failed"; return 1; fi
 }
 
+# unit runs the packages whose goroutines share memory under the race
+# detector (a go statement, sync/atomic, a mutex, a wait group or errgroup in
+# their non-test files), and the others (decoding, rules, documents, advice:
+# one goroutine each) without it.
 unit() {
-  # shellcheck disable=SC2046
-  CGO_ENABLED=1 GOFLAGS= "$GO" test -race -count=1 $("$GO" list ./... | grep -v -e /integration/helm -e /integration/prometheus)
+  local pkg dir race=() plain=()
+  for pkg in $("$GO" list -f '{{.ImportPath}}={{.Dir}}' ./... | grep -v -e /integration/helm= -e /integration/prometheus=); do
+    dir=${pkg#*=}
+    if grep -qsE '^[[:space:]]*go [a-zA-Z_(]|"sync/atomic"|sync\.(Mutex|RWMutex|WaitGroup)|errgroup' $(ls "$dir"/*.go 2>/dev/null | grep -v _test.go); then
+      race+=("${pkg%%=*}")
+    else
+      plain+=("${pkg%%=*}")
+    fi
+  done
+  echo "race detector: ${race[*]##*/streambudget/}"
+  CGO_ENABLED=1 GOFLAGS= "$GO" test -race -count=1 "${race[@]}" && "$GO" test -count=1 "${plain[@]}"
 }
 
 lane_b() {
@@ -106,7 +121,6 @@ lane_b() {
   phase unit unit || rc=1
   phase fuzz make --no-print-directory fuzz FUZZTIME="$FUZZTIME" FUZZPARALLEL=1 || rc=1
   phase simulation "$GO" test -count=1 -run '^TestSimulation$' ./pkg/consumer -sim.seeds "$SIM_SEEDS" || rc=1
-  phase image make --no-print-directory test-image || rc=1
   return $rc
 }
 
@@ -129,14 +143,14 @@ stop_lanes() {
   exit 130
 }
 trap stop_lanes INT TERM
-echo "make test: lane A (tools, integration, charts) and lane B (helm, unit, fuzz, simulation, image) run side by side"
+echo "make test: lane A (tools, integration, charts, image) and lane B (helm, unit, fuzz, simulation) run side by side"
 echo "progress: tail -f $STACK_DIR/logs/test-lane-{a,b}.log"
 rc_a=0 rc_b=0
 wait "$b" || rc_b=$?
-printf '\n######## lane B: helm, unit, fuzz, simulation, image\n'
+printf '\n######## lane B: helm, unit, fuzz, simulation\n'
 cat "$STACK_DIR/logs/test-lane-b.log"
 wait "$a" || rc_a=$?
-printf '\n######## lane A: tools, integration, charts\n'
+printf '\n######## lane A: tools, integration, charts, image\n'
 cat "$STACK_DIR/logs/test-lane-a.log"
 
 printf '%-12s %4ds\n' total "$(($(date +%s) - start_all))" >>"$times"

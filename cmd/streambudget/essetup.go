@@ -54,7 +54,9 @@ func runESSetup(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		urls := f.Elasticsearch.URLs
 		if *esURL != "" {
 			urls = strings.Split(*esURL, ",")
-			for _, u := range urls {
+			for i, u := range urls {
+				u = strings.TrimSpace(u)
+				urls[i] = u
 				if err := budget.CheckURL(u); err != nil {
 					return usageError(fs, stderr, "--es-url %v", err)
 				}

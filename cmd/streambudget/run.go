@@ -43,7 +43,9 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	if *esURL != "" {
 		opts.ESURLs = strings.Split(*esURL, ",")
-		for _, u := range opts.ESURLs {
+		for i, u := range opts.ESURLs {
+			u = strings.TrimSpace(u)
+			opts.ESURLs[i] = u
 			if err := budget.CheckURL(u); err != nil {
 				return usageError(fs, stderr, "--es-url %v", err)
 			}

@@ -117,12 +117,16 @@ func load(names []string) ([]*File, Errors) {
 		// One team per stream: two consumers of one stream read it twice,
 		// and their documents share _ids (made from stream and position),
 		// so one team's would overwrite or shadow the other's.
-		if prev, ok := streams[f.StreamName()]; ok {
+		stream := f.StreamARN // streams of one name in other accounts or regions are other streams
+		if stream == "" {
+			stream = f.Stream
+		}
+		if prev, ok := streams[stream]; ok {
 			errs = append(errs, &Error{File: name, Line: f.streamLine, Column: f.streamCol, Field: f.streamField,
-				Err: fmt.Errorf("stream %q is already read by team %s (%s); a stream belongs to one team", f.StreamName(), prev.Team, prev.Path)})
+				Err: fmt.Errorf("stream %q is already read by team %s (%s); a stream belongs to one team", stream, prev.Team, prev.Path)})
 			continue
 		}
-		streams[f.StreamName()] = f
+		streams[stream] = f
 		files = append(files, f.File)
 	}
 	errs = append(errs, checkClusters(files)...)

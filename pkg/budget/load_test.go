@@ -269,3 +269,30 @@ func TestExampleBudgets(t *testing.T) {
 		t.Fatalf("got %d example budgets, want 3", len(files))
 	}
 }
+
+// TestCheckURL: credentials are refused however the URL parser would read
+// them (found by review: a password of digits then ?, / or # parses as a
+// port and a query, path or fragment).
+func TestCheckURL(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://es.logs.internal:9200", true},
+		{"http://127.0.0.1:9200/prefix", true},
+		{"http://elastic:pw@es:9200", false},
+		{"http://elastic:12345?pw@es:9200", false},
+		{"https://elastic:9200/s3cr3t@es", false},
+		{"http://elastic:1234#pw@es:9200", false},
+		{"ftp://es", false},
+		{"es:9200", false},
+	} {
+		err := CheckURL(tc.url)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckURL(%q) = %v, want ok %v", tc.url, err, tc.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "pw") || err != nil && strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("CheckURL(%q): the error repeats the password: %v", tc.url, err)
+		}
+	}
+}

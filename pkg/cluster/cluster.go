@@ -382,15 +382,18 @@ func waterFill(teams []*team, spare float64) map[string]float64 {
 // and the team's pods together never read above its allowance. A pod whose
 // own row is not live, or whose team is not in a, gets 0: it must use its
 // fallback.
-func ShardShare(a Allocation, team, pod string, peers []Peer, now time.Time, held float64, reading int) float64 {
+// It also returns the shards it divided by, so that a shard count that
+// grows before the next round (a split's parent finishing) can divide the
+// same part further.
+func ShardShare(a Allocation, team, pod string, peers []Peer, now time.Time, held float64, reading int) (float64, int) {
 	t, ok := a.Teams[team]
 	if !ok {
-		return 0
+		return 0, 0
 	}
 	pods, _ := latest(peers, team)
 	own, ok := pods[podKey{team, pod}]
 	if !ok || !live(own, now, a.staleAfter) {
-		return 0
+		return 0, 0
 	}
 	total := 0
 	for _, p := range pods {
@@ -398,7 +401,8 @@ func ShardShare(a Allocation, team, pod string, peers []Peer, now time.Time, hel
 			total += p.Shards
 		}
 	}
-	return max(t.Allowance-held, 0) / float64(max(total, reading, 1))
+	shards := max(total, reading, 1)
+	return max(t.Allowance-held, 0) / float64(shards), shards
 }
 
 type podKey struct{ team, pod string }

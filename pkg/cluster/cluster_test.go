@@ -454,6 +454,11 @@ func TestRounds(t *testing.T) {
 	}
 }
 
+func shardShare(a Allocation, team, pod string, peers []Peer, now time.Time, held float64, reading int) float64 {
+	r, _ := ShardShare(a, team, pod, peers, now, held, reading)
+	return r
+}
+
 func TestShardShare(t *testing.T) {
 	peers := []Peer{
 		row("a", "a-0", 2000, 9000, true, 1, time.Second),
@@ -486,7 +491,7 @@ func TestShardShare(t *testing.T) {
 		{"unknown", "x", 1, 0},
 	} {
 		t.Run(fmt.Sprintf("%s/%s/reading %d", tc.team, tc.pod, tc.reading), func(t *testing.T) {
-			if got := ShardShare(a, tc.team, tc.pod, peers, now, 0, tc.reading); !near(got, tc.want) {
+			if got := shardShare(a, tc.team, tc.pod, peers, now, 0, tc.reading); !near(got, tc.want) {
 				t.Errorf("share = %v, want %v", got, tc.want)
 			}
 		})
@@ -494,12 +499,12 @@ func TestShardShare(t *testing.T) {
 	t.Run("a stale view splits the plain guarantee", func(t *testing.T) {
 		bad := append([]Peer{{Team: "d", Pod: "d-0", Guarantee: math.Inf(1), At: now}}, peers...)
 		a := Allocate(Config{Capacity: 10000, StaleAfter: staleAfter}, bad, now)
-		if got, want := ShardShare(a, "a", "a-1", bad, now, 0, 6), 2000.0/6; !near(got, want) {
+		if got, want := shardShare(a, "a", "a-1", bad, now, 0, 6), 2000.0/6; !near(got, want) {
 			t.Errorf("share = %v, want %v", got, want)
 		}
 	})
 	t.Run("held back for uncoordinated teammates", func(t *testing.T) {
-		if got, want := ShardShare(a, "a", "a-1", peers, now, 250, 6), 8000.0/6; !near(got, want) {
+		if got, want := shardShare(a, "a", "a-1", peers, now, 250, 6), 8000.0/6; !near(got, want) {
 			t.Errorf("share = %v, want %v", got, want)
 		}
 	})
@@ -664,7 +669,7 @@ func TestAllocateProperties(t *testing.T) {
 			for _, p := range pods {
 				if live(p, now, staleAfter) {
 					shards += p.Shards
-					sum += float64(p.Shards) * ShardShare(a, name, p.Pod, peers, now, 0, 1)
+					sum += float64(p.Shards) * shardShare(a, name, p.Pod, peers, now, 0, 1)
 				}
 			}
 			if shards > 0 && !near(sum, ta.Allowance) {

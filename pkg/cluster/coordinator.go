@@ -101,9 +101,10 @@ type Coordinator struct {
 
 	mu    sync.Mutex
 	team0 TeamAllocation
-	// shardShare is the records/s each of this pod's shards may read; 0:
-	// the plain budget.
-	shardShare float64
+	// shardShare is the records/s each of this pod's shards may read,
+	// computed over shareShards shards; 0: the plain budget.
+	shardShare  float64
+	shareShards int
 	// computed is the last round's share, before increases wait a round.
 	computed float64
 	lastOK   time.Time
@@ -144,14 +145,19 @@ func NewCoordinator(opts CoordinatorOptions, stream string) *Coordinator {
 	return c
 }
 
-// ShardRate is the rate each of this pod's shards may read, or ok false for
-// the plain budget. It does not depend on how many shards the pod holds
-// now: a shard that moves between two rounds reads at the same rate on
-// either side.
-func (c *Coordinator) ShardRate(int) (float64, bool) {
+// ShardRate is the rate each of this pod's shards may read, given the
+// team's shards being read now, or ok false for the plain budget. It does
+// not depend on how many shards the pod holds: a shard that moves between
+// two rounds reads at the same rate on either side. More shards being read
+// than the last round counted (a split's parent finished) share the same
+// part.
+func (c *Coordinator) ShardRate(reading int) (float64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.shardShare, c.shardShare > 0
+	if c.shardShare <= 0 {
+		return 0, false
+	}
+	return c.shardShare * float64(c.shareShards) / float64(max(c.shareShards, reading, 1)), true
 }
 
 // Allocation is the team's current allocation (zero before the first
@@ -238,6 +244,7 @@ func (c *Coordinator) round(ctx context.Context, now time.Time) {
 		} else if c.shardShare <= 0 || c.shardShare > plain {
 			c.team0, c.shardShare = Fallback(guarantee), 0
 		}
+		c.shareShards = max(c.shareShards, c.opts.Reading())
 		c.log.Debug("cluster table unreachable; plain budget", "err", err)
 		c.publishMetrics()
 		return
@@ -245,9 +252,9 @@ func (c *Coordinator) round(ctx context.Context, now time.Time) {
 	a := Allocate(Config{Capacity: float64(c.opts.Cluster.Capacity), StaleAfter: StaleAfter, LendShare: lendShare}, peers, now)
 	team0 := a.For(c.opts.Team, guarantee)
 	held := guarantee * float64(me.Uncoordinated) / float64(max(c.opts.Reading(), 1))
-	share := ShardShare(a, c.opts.Team, c.opts.Pod, peers, now, held, c.opts.Reading())
+	share, shards := ShardShare(a, c.opts.Team, c.opts.Pod, peers, now, held, c.opts.Reading())
 	if a.Stale || share <= 0 {
-		share = plain
+		share, shards = plain, max(c.opts.Reading(), 1)
 	}
 	// Pods apply their allocations at different moments within a round. A
 	// decrease applies at once; an increase waits one round, so that the
@@ -258,7 +265,7 @@ func (c *Coordinator) round(ctx context.Context, now time.Time) {
 		applied = min(share, c.computed)
 	}
 	c.computed = share
-	c.team0, c.shardShare = team0, applied
+	c.team0, c.shardShare, c.shareShards = team0, applied, shards
 	c.used = a.Used
 	c.lastOK = now
 	c.m.coordinated.Set(1)

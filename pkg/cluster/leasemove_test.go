@@ -100,3 +100,51 @@ func TestLeaseMoveStaysWithinAllowance(t *testing.T) {
 		})
 	}
 }
+
+// TestSplitBetweenRoundsStaysWithinAllowance (found by the second review):
+// a reshard that adds a shard to read between two rounds (a split whose
+// parent finished: 1 shard out, 2 in) must not read every shard at the last
+// round's rate, allowance / the old count, until the next round.
+func TestSplitBetweenRoundsStaysWithinAllowance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		table := NewMemTable()
+		cl := budget.Cluster{Name: "c", Capacity: 100000, Borrow: false}
+		var reading atomic.Int64
+		reading.Store(2)
+		c := NewCoordinator(CoordinatorOptions{
+			Cluster: cl, Team: "a", Pod: "a-0", Table: table,
+			Guarantee: func() float64 { return 400 },
+			Demand:    func() (float64, float64) { return 5000, 0 },
+			Owned:     func() int { return int(reading.Load()) },
+			Waited:    func() time.Duration { return 0 },
+			Reading:   func() int { return int(reading.Load()) },
+			Teammates: func() []Teammate { return []Teammate{{Pod: "a-0", Shards: int(reading.Load())}} },
+			Failover:  10 * time.Second,
+		}, "s")
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		go c.Run(ctx)
+		time.Sleep(10*time.Second + 500*time.Millisecond)
+		r, ok := c.ShardRate(2)
+		if !ok {
+			t.Fatal("not coordinated")
+		}
+		t.Logf("before: %.0f/shard x 2 = %.0f", r, 2*r)
+		reading.Store(3) // the parent finished; its two children start
+		worst, over := 0.0, 0.0
+		for range 20 {
+			n := reading.Load()
+			r, _ := c.ShardRate(int(n))
+			worst = max(worst, r*float64(n))
+			if r*float64(n) > 400*1.0001 {
+				over += 0.1
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if worst > 400*1.0001 {
+			t.Errorf("after the split the team read up to %.0f records/s for %.1f s, allowance 400", worst, over)
+		}
+		stop()
+		synctest.Wait()
+	})
+}

@@ -96,9 +96,6 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	}
 	p.c.m.recordsRead.WithLabelValues(p.shardID).Add(float64(len(recs)))
 	p.c.m.bytesRead.WithLabelValues(p.shardID).Add(float64(bytes))
-	rate, limit := p.c.shardRate()
-	p.pacer.setRate(rate, limit, p.c.budget.PollInterval)
-	p.state.setBudget(rate)
 	waited, _ := p.index(recs, first, in.Checkpointer)
 	if waited > 0 {
 		p.c.m.budgetWait.WithLabelValues(p.shardID).Add(waited.Seconds())
@@ -167,10 +164,10 @@ func (p *processor) leaseOver() {
 func (p *processor) index(recs []document.Record, first int64, cp kcl.IRecordProcessorCheckpointer) (time.Duration, bool) {
 	readAt := time.Now()
 	b, c := p.builder, &p.chunk
-	b.Start(recs, readAt, p.pacer.burst())
+	b.Start(recs, readAt, p.pace())
 	defer b.Done(c)
 	var waited time.Duration
-	for b.Next(c) {
+	for ; b.Next(c); b.ChunkRecords(p.pace()) {
 		for _, d := range c.Dropped {
 			p.c.m.dropped.WithLabelValues(d.Rule).Inc()
 		}
@@ -201,6 +198,16 @@ func (p *processor) index(recs []document.Record, first int64, cp kcl.IRecordPro
 		}
 	}
 	return waited, true
+}
+
+// pace sets the pacer to the shard's rate now (a reshard, parents
+// finishing or an allowance change apply from the next chunk, also within
+// a long batch) and returns the records one chunk may start: its burst.
+func (p *processor) pace() int {
+	rate, limit := p.c.shardRate()
+	p.pacer.setRate(rate, limit, p.c.budget.PollInterval)
+	p.state.setBudget(rate)
+	return p.pacer.burst()
 }
 
 // send indexes a chunk until every item has its final answer or the work

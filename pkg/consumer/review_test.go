@@ -210,3 +210,52 @@ func TestKPLAggregatesIndexedWithinBudget(t *testing.T) {
 		}
 	})
 }
+
+type stepAllowance struct{ rate atomic.Uint64 }
+
+func (a *stepAllowance) ShardRate(int) (float64, bool) { return float64(a.rate.Load()), true }
+
+// TestRateCutAppliesWithinABatch (found by the second review): a batch of
+// KPL aggregates lasts many poll intervals; an allowance cut during it (a
+// borrower giving back, a reshard) applies from the next chunk, not when the
+// batch ends.
+func TestRateCutAppliesWithinABatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimStream(1)
+		for range 3 {
+			s.put([]int{0}, 200, func() string { return "" })
+		}
+		h := newHarness(t, budget.Budget{MaxRecords: 20, PollInterval: time.Second}, s, 1000)
+		al := &stepAllowance{}
+		al.rate.Store(20)
+		h.c.opts.Allowance = al
+		var mu sync.Mutex
+		var at []time.Time
+		start := time.Now()
+		h.sink.index = func(ctx context.Context, i int, it essink.Item) (essink.Result, error) {
+			mu.Lock()
+			at = append(at, time.Now())
+			mu.Unlock()
+			return essink.Result{Status: essink.Indexed}, nil
+		}
+		go func() { time.Sleep(3 * time.Second); al.rate.Store(1) }() // the allowance falls to 1/s
+		ctx, stop := context.WithCancel(context.Background())
+		go func() { _ = h.c.leases.Run(ctx, h.c.Reading) }()
+		go func() { time.Sleep(25 * time.Second); h.c.stopHard() }()
+		runLibrary(t, s, h.c, checkpointer{h.c}, config.TRIM_HORIZON, 26*time.Second)
+		stop()
+		h.c.stopHard()
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, u := range at {
+			if d := u.Sub(start); d >= 5*time.Second && d < 10*time.Second {
+				n++
+			}
+		}
+		if n > 5+1 {
+			t.Errorf("indexed %d records between 5 s and 10 s; the allowance was cut to 1/s at 3 s (want <= 6)", n)
+		}
+	})
+}

@@ -44,7 +44,7 @@ import (
 // A failing seed prints its schedule; -sim.seed replays it.
 
 var (
-	simSeeds = flag.Int("sim.seeds", 60, "simulated schedules (make test runs thousands without the race detector)")
+	simSeeds = flag.Int("sim.seeds", defaultSimSeeds, "simulated schedules (make test runs thousands without the race detector)")
 	simFirst = flag.Uint64("sim.first", 1, "the first seed of -sim.seeds or -sim.for")
 	simFor   = flag.Duration("sim.for", 0, "simulate new schedules for this long instead of -sim.seeds (make fuzz)")
 	simSeed  = flag.Uint64("sim.seed", 0, "replay this seed only")

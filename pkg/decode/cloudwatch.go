@@ -252,20 +252,14 @@ func (d *Decoder) event(b []byte, i, k int, env *envelope) (Doc, int, *Failure) 
 	}
 	st := d.newDoc()
 	isObject := false
-	if j := skipSpace(text, 0); j < len(text) && text[j] == '{' {
-		code, off := d.members(text, &st)
+	obj := bytes.TrimPrefix(text, utf8BOM)
+	if j := skipSpace(obj, 0); j < len(obj) && obj[j] == '{' {
+		code, _ := d.members(obj, &st)
 		isObject = code == scanOK
 		if !isObject {
 			d.fields = d.fields[:st.start]
 			st = d.newDoc()
-			if d.opts.Structured {
-				f := unstructured(scanFailure(code, off, d.opts.MaxDepth, ReasonInvalidJSON))
-				f.Detail = fmt.Sprintf("logEvents[%d].message: %s", k, f.Detail)
-				return Doc{}, 0, f
-			}
 		}
-	} else if d.opts.Structured && d.looksStructured(text) {
-		return Doc{}, 0, unstructured(&Failure{Reason: ReasonInvalidJSON, Detail: fmt.Sprintf("logEvents[%d].message: a JSON value that is not an object", k)})
 	}
 	if !isObject {
 		value := msg
@@ -282,6 +276,7 @@ func (d *Decoder) event(b []byte, i, k int, env *envelope) (Doc, int, *Failure) 
 	doc := d.finish(&st, ts)
 	doc.Timestamp = ts
 	doc.Event = k
+	doc.IsText = !isObject
 	return doc, end, nil
 }
 

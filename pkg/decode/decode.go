@@ -50,6 +50,10 @@ type Doc struct {
 	// Event is the index of this document in its record (the CloudWatch
 	// logEvents position); 0 for single-document records.
 	Event int
+	// IsText is true when the document is {"message": <text>}: a record (or a
+	// CloudWatch Logs message) that is not a JSON object, whatever it looks
+	// like. Field redaction rules cannot see into it as fields.
+	IsText bool
 }
 
 // Failure is why a record cannot be indexed. Reason is a short, bounded
@@ -88,12 +92,6 @@ type Options struct {
 	MaxRecordBytes       int   // default DefaultMaxRecordBytes
 	MaxDecompressedBytes int64 // default DefaultMaxDecompressedBytes
 	MaxDepth             int   // default DefaultMaxDepth; counts objects and arrays
-	// Structured says the team's rules need decoded documents (field
-	// redaction rules): a record, or a CloudWatch Logs message, that looks
-	// like JSON (an object, an array or a string) but is not one JSON
-	// object fails instead of being indexed as text, where the field rules
-	// could not see into it. A UTF-8 byte order mark is skipped.
-	Structured bool
 }
 
 // Decoder decodes records of one format. It is for one goroutine at a time
@@ -199,53 +197,15 @@ func (d *Decoder) Decode(rec *Record, dst []Doc) (docs []Doc, skipped bool, err 
 	}
 	data = bytes.TrimPrefix(data, utf8BOM)
 	if i := skipSpace(data, 0); i < len(data) && data[i] == '{' {
-		doc, code, off := d.object(data, rec.Arrival)
-		if code == scanOK {
+		if doc, code, _ := d.object(data, rec.Arrival); code == scanOK {
 			return append(dst, doc), false, nil
 		}
 		d.fields = d.fields[:0]
-		if d.opts.Structured {
-			return dst, false, unstructured(scanFailure(code, off, d.opts.MaxDepth, ReasonInvalidJSON))
-		}
-	} else if d.opts.Structured && d.looksStructured(data) {
-		return dst, false, unstructured(&Failure{Reason: ReasonInvalidJSON, Detail: "a JSON value that is not an object"})
 	}
 	return d.decodeText(rec, dst)
 }
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
-
-// looksStructured reports whether b is, or starts like, JSON a field rule
-// could apply to: an object (whole or broken), an array of objects or
-// arrays, or a JSON string that holds one of those (JSON encoded twice). A
-// text line that merely starts with '[' ("[INFO] ...") or '"' is text.
-func (d *Decoder) looksStructured(b []byte) bool {
-	i := skipSpace(b, 0)
-	switch {
-	case i >= len(b):
-		return false
-	case b[i] == '{':
-		return true
-	case b[i] == '[':
-		j := skipSpace(b, i+1)
-		return j < len(b) && (b[j] == '{' || b[j] == '[')
-	case b[i] == '"':
-		end, code := skipValue(b, i, 0, d.opts.MaxDepth, &d.stack)
-		if code != scanOK || skipSpace(b, end) != len(b) {
-			return false
-		}
-		inner := appendUnescaped(nil, b[i+1:end-1])
-		j := skipSpace(inner, 0)
-		return j < len(inner) && (inner[j] == '{' || inner[j] == '[')
-	}
-	return false
-}
-
-// unstructured adds to f why the record is not indexed as text instead.
-func unstructured(f *Failure) *Failure {
-	f.Detail += "; not indexed as text: the team's field redaction rules need a decoded object"
-	return f
-}
 
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
@@ -266,9 +226,6 @@ func (d *Decoder) decodeJSON(rec *Record, dst []Doc) ([]Doc, bool, error) {
 	}
 	if code != scanOK {
 		return dst, false, scanFailure(code, end, d.opts.MaxDepth, ReasonInvalidJSON)
-	}
-	if d.opts.Structured && d.looksStructured(data) {
-		return dst, false, unstructured(&Failure{Reason: ReasonInvalidJSON, Detail: "a JSON array or string at the top level"})
 	}
 	return append(dst, d.messageDoc(trimNewline(data), rec.Arrival)), false, nil
 }
@@ -291,7 +248,7 @@ func (d *Decoder) messageDoc(text []byte, arrival time.Time) Doc {
 func (d *Decoder) messageDocRaw(raw []byte, ts time.Time) Doc {
 	start := len(d.fields)
 	d.fields = append(d.fields, Field{Key: "message", Value: raw})
-	return Doc{Fields: d.fields[start:len(d.fields):len(d.fields)], Timestamp: ts.UTC()}
+	return Doc{Fields: d.fields[start:len(d.fields):len(d.fields)], Timestamp: ts.UTC(), IsText: true}
 }
 
 func trimNewline(b []byte) []byte {

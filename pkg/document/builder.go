@@ -150,6 +150,10 @@ func (b *Builder) Held(c *Chunk) int {
 	return cap(c.arena) + b.dec.Held() + cap(b.docs)*int(unsafe.Sizeof(decode.Doc{}))
 }
 
+// ChunkRecords changes the cap on the records a chunk starts, from the
+// next chunk on (a pacer whose rate changed within a batch).
+func (b *Builder) ChunkRecords(n int) { b.chunkRecords = n }
+
 // Next fills c with the batch's next chunk and reports whether it holds
 // anything; false means the batch is done.
 func (b *Builder) Next(c *Chunk) bool {

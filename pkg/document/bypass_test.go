@@ -3,6 +3,7 @@ package document
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -95,4 +96,109 @@ func kind(deadLetter string) string {
 		return "dead letter (" + deadLetter + ")"
 	}
 	return "document"
+}
+
+func cwEvents(t *testing.T, messages ...string) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	var evs []string
+	for i, m := range messages {
+		q, _ := json.Marshal(m)
+		evs = append(evs, `{"id":"`+string(rune('a'+i))+`","timestamp":1700000000000,"message":`+string(q)+`}`)
+	}
+	_, _ = w.Write([]byte(`{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[` + strings.Join(evs, ",") + `]}`))
+	_ = w.Close()
+	return b.String()
+}
+
+// TestFieldRulesReachText (found by the second review): a text message
+// that may hold a redacted field (an array holding objects, a byte order
+// mark, a Lambda log line ending in JSON, decode: text) is redacted whole.
+func TestFieldRulesReachText(t *testing.T) {
+	for _, tc := range []struct {
+		name, format, data string
+	}{
+		{"array, scalar first (auto)", budget.DecodeAuto, `[1,{"password":"hunter2"}]`},
+		{"array, string first (auto)", budget.DecodeAuto, `["login",{"password":"hunter2"}]`},
+		{"array, scalar first (json)", budget.DecodeJSON, `[1,{"password":"hunter2"}]`},
+		{"CloudWatch message with a BOM", budget.DecodeAuto, cwEvents(t, "\ufeff{\"password\":\"hunter2\"}")},
+		{"CloudWatch Lambda line (default Node/Python prefix)", budget.DecodeAuto, cwEvents(t, "2026-12-01T00:00:00.000Z\t6f1c\tINFO\t{\"password\":\"hunter2\"}")},
+		{"decode: text", budget.DecodeText, `{"password":"hunter2"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testOptions()
+			opts.Drop, opts.Decode.Format = nil, tc.format
+			opts.Redact = []budget.RedactRule{{Field: "password"}}
+			out := build(t, schema(t, opts), []Record{rec("1", tc.data)})
+			for _, it := range out.items {
+				if bytes.Contains(it.Source, []byte("hunter2")) {
+					t.Errorf("secret in the %s: %s", kind(it.DeadLetter), it.Source)
+				}
+			}
+		})
+	}
+}
+
+// TestTextIsNotDeadLettered (found by the second review): text that is not
+// a JSON object, with or without field rules, stays a document: only a
+// message that may hold a redacted field is redacted, and one CloudWatch
+// Logs event never takes its record's others with it.
+func TestTextIsNotDeadLettered(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data string
+		want int // documents wanted
+	}{
+		{"CloudWatch: python dict repr among good events", cwEvents(t, `{"msg":"ok"}`, `{'user': 'bob', 'n': 1}`, "plain text"), 3},
+		{"CloudWatch: pretty-printed JSON, one line per event", cwEvents(t, "{", `  "a": 1`, "}", "next line"), 4},
+		{"CloudWatch: Java Map.toString", cwEvents(t, "{user=bob, action=login}", "ok"), 2},
+		{"auto: NDJSON record (two objects)", "{\"a\":1}\n{\"b\":2}\n", 1},
+		{"auto: python dict repr", `{'user': 'bob'}`, 1},
+		{"auto: TOML-ish [[section]]", `[[main]] started`, 1},
+		{"auto: a JSON string holding a bracketed log line", `"[2026-12-01 10:00:00] ERROR payment failed"`, 1},
+		{"auto: Go %+v struct", `{Name:bob Age:42} saved`, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, field := range []bool{false, true} {
+				opts := testOptions()
+				opts.Drop = nil
+				opts.Redact = []budget.RedactRule{{Pattern: budget.PatternEmail}}
+				if field {
+					opts.Redact = append(opts.Redact, budget.RedactRule{Field: "password"})
+				}
+				out := build(t, schema(t, opts), []Record{rec("1", tc.data)})
+				docs, dls := 0, 0
+				for _, it := range out.items {
+					if it.DeadLetter != "" {
+						dls++
+						if !bytes.Contains(it.Source, []byte(`"raw_encoding":"withheld"`)) {
+							t.Logf("dead letter keeps bytes: %s", it.Source)
+						}
+					} else {
+						docs++
+					}
+				}
+				t.Logf("field rule %v: %d documents, %d dead letters", field, docs, dls)
+				if docs != tc.want {
+					t.Errorf("field rule %v: %d documents (%d dead letters, bytes withheld), want %d", field, docs, dls, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestShortCardSpelling (found by the second review): card numbers spelled
+// with an exponent in fewer than 13 characters.
+func TestShortCardSpelling(t *testing.T) {
+	for _, n := range []string{"4300000000000", "43e11", "4.3e12", "4.3E+12", "4111110500000000", "4.1111105E15"} {
+		opts := testOptions()
+		opts.Redact = []budget.RedactRule{{Pattern: budget.PatternCreditCard}}
+		out := build(t, schema(t, opts), []Record{rec("1", `{"n":`+n+`}`)})
+		for _, it := range out.items {
+			if bytes.Contains(it.Source, []byte(`"n":`+n)) {
+				t.Errorf("card number spelled %s kept: %s", n, it.Source)
+			}
+		}
+	}
 }

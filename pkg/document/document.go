@@ -88,9 +88,6 @@ func New(opts Options) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile rules: %w", err)
 	}
-	// Field rules see only decoded fields: JSON that does not decode is
-	// then dead-lettered (its bytes withheld), never indexed as text.
-	opts.Decode.Structured = opts.Decode.Structured || rs.HasFieldRules()
 	return &Schema{opts: opts, index: idx, dlIndex: dl, rules: rs, redacts: len(opts.Redact) > 0}, nil
 }
 

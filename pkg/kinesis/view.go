@@ -2,6 +2,7 @@ package kinesis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -110,8 +111,13 @@ func (v *View) Refresh(ctx context.Context) error {
 	before, was := v.openLocked(), v.known
 	v.shards, v.byID, v.known = shards, byID, true
 	if d := sum.StreamDescriptionSummary; d != nil {
+		created := aws.ToTime(d.StreamCreationTimestamp)
+		if !v.created.IsZero() && !created.IsZero() && !created.Equal(v.created) {
+			v.mu.Unlock()
+			return &RecreatedError{Stream: v.stream.Name, Was: v.created, Now: created}
+		}
 		v.retention = time.Duration(aws.ToInt32(d.RetentionPeriodHours)) * time.Hour
-		v.created = aws.ToTime(d.StreamCreationTimestamp)
+		v.created = created
 	}
 	after := v.openLocked()
 	v.mu.Unlock()
@@ -194,9 +200,22 @@ func (v *View) Created() time.Time {
 // Stream is the stream the view describes.
 func (v *View) Stream() Stream { return v.stream }
 
+// RecreatedError is a stream deleted and created again under its name
+// while it was being read: its shards are new, with the old ones' ids.
+type RecreatedError struct {
+	Stream   string
+	Was, Now time.Time
+}
+
+func (e *RecreatedError) Error() string {
+	return fmt.Sprintf("stream %s was deleted and created again (created at %s, now at %s): its new shards reuse the old shard ids; stopping, so that no old checkpoint is applied to them",
+		e.Stream, e.Was.UTC().Format(time.RFC3339), e.Now.UTC().Format(time.RFC3339))
+}
+
 // Run refreshes the view every interval, and at once (at most once a
 // second) when another listing saw a change, until ctx ends. A failed
-// refresh keeps the last view and is logged.
+// refresh keeps the last view and is logged; a stream created again
+// (RecreatedError) ends Run with that error.
 func (v *View) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -216,7 +235,12 @@ func (v *View) Run(ctx context.Context, every time.Duration) error {
 			}
 		}
 		last = time.Now()
-		if err := v.Refresh(ctx); err != nil && ctx.Err() == nil && v.log != nil {
+		err := v.Refresh(ctx)
+		var recreated *RecreatedError
+		switch {
+		case errors.As(err, &recreated):
+			return err
+		case err != nil && ctx.Err() == nil && v.log != nil:
 			v.log.Warn("refresh stream view", "err", err)
 		}
 	}

@@ -377,6 +377,10 @@ func (m *Manager) FirstStart(ctx context.Context, streamCreated time.Time) (time
 	}
 	was, ok := row.Numbers[streamCreatedKey]
 	switch {
+	case !ok && t.Before(streamCreated.Add(-firstStartSkew)):
+		// A table from before the creation time was recorded, that started
+		// before the stream of that name existed: another stream's.
+		return time.Time{}, &StreamRecreatedError{Recorded: t.UTC(), Now: streamCreated.UTC(), FirstStart: true}
 	case !ok:
 		// A table from before the stream's creation was recorded.
 		row.Numbers = maps.Clone(row.Numbers)
@@ -401,13 +405,26 @@ const streamCreatedKey = "stream_created"
 // stream since deleted: the stream of that name now was created later, its
 // shard ids start over, and the old rows (SHARD_END among them) would make
 // the new shards be skipped.
-type StreamRecreatedError struct{ Recorded, Now time.Time }
+type StreamRecreatedError struct {
+	Recorded, Now time.Time
+	// FirstStart: Recorded is the table's first start (the stream's
+	// creation time was not recorded yet), before the stream existed.
+	FirstStart bool
+}
 
 func (e *StreamRecreatedError) Error() string {
-	return fmt.Sprintf("the lease table holds the checkpoints of a stream created at %s, but the stream of that name was created at %s: "+
+	was := "holds the checkpoints of a stream created at " + e.Recorded.Format(time.RFC3339)
+	if e.FirstStart {
+		was = "was first used at " + e.Recorded.Format(time.RFC3339) + ", before the stream existed"
+	}
+	return fmt.Sprintf("the lease table %s, but the stream of that name was created at %s: "+
 		"its new shards reuse the old shard ids, and the old checkpoints would skip them. Delete the lease table (it is re-created empty) or name a new one with --application",
-		e.Recorded.Format(time.RFC3339), e.Now.Format(time.RFC3339))
+		was, e.Now.Format(time.RFC3339))
 }
+
+// firstStartSkew is the clock difference allowed between a pod's first
+// start and Kinesis's creation time of the stream.
+const firstStartSkew = 10 * time.Minute
 
 // Run heartbeats every failover/4, recomputes the fair share from need (the
 // shards the team should be reading) and the live pods, gives up excess

@@ -198,16 +198,27 @@ func TestFirstStart(t *testing.T) {
 		if !errors.As(err, &recreated) || !strings.Contains(err.Error(), "Delete the lease table") {
 			t.Errorf("a recreated stream: got %v, want a StreamRecreatedError", err)
 		}
-		// A table from before the creation time was recorded learns it.
+		// A table from before the creation time was recorded learns it...
 		old := NewMemTable()
 		if err := old.Put(ctx, Row{Key: firstStartKey, Timeout: stamp(time.Now())}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := New(Options{Table: old, Worker: "a", Failover: failover}).FirstStart(ctx, created); err != nil {
+		before := time.Now().Add(-time.Hour).Truncate(time.Second)
+		if _, err := New(Options{Table: old, Worker: "a", Failover: failover}).FirstStart(ctx, before); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := New(Options{Table: old, Worker: "a", Failover: failover}).FirstStart(ctx, created.Add(time.Hour)); !errors.As(err, &recreated) {
+		if _, err := New(Options{Table: old, Worker: "a", Failover: failover}).FirstStart(ctx, before.Add(time.Minute)); !errors.As(err, &recreated) {
 			t.Errorf("after recording the creation time: got %v, want a StreamRecreatedError", err)
+		}
+		// ...unless it was first used before the stream existed (found by
+		// the second review: a table of a release before creation times
+		// were recorded, its stream since created again).
+		older := NewMemTable()
+		if err := older.Put(ctx, Row{Key: firstStartKey, Timeout: stamp(time.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(Options{Table: older, Worker: "a", Failover: failover}).FirstStart(ctx, time.Now().Add(30*24*time.Hour)); !errors.As(err, &recreated) || !recreated.FirstStart {
+			t.Errorf("a table first used a month before its stream was created: got %v, want a StreamRecreatedError", err)
 		}
 	})
 }

@@ -45,7 +45,7 @@ type span struct{ start, end int }
 // escape can hide any character, so a value with one is always a candidate.
 func (p patterns) candidate(v []byte) bool {
 	if len(v) > 0 && (v[0] == '-' || isDigit(v[0])) {
-		return p&patCreditCard != 0 && hasDigitRun(v) // a card number written as a number
+		return p&patCreditCard != 0 && (hasDigitRun(v) || hasExponent(v)) // a card number written as a number
 	}
 	if len(v) == 0 || v[0] != '"' && v[0] != '{' && v[0] != '[' {
 		return false // booleans and null hold no string
@@ -54,8 +54,19 @@ func (p patterns) candidate(v []byte) bool {
 	return p&patEmail != 0 && at ||
 		p&patAWSAccessKey != 0 && hasAWSPrefix(v) ||
 		p&patBearerToken != 0 && hasBearer(v) ||
-		p&patCreditCard != 0 && hasDigitRun(v) ||
+		p&patCreditCard != 0 && (hasDigitRun(v) || hasExponent(v)) ||
 		backslash && bytes.Contains(v, []byte(`\u`))
+}
+
+// hasExponent reports whether b holds a digit followed by e or E: a number
+// with an exponent, which can spell a card number in few digits (43e11).
+func hasExponent(b []byte) bool {
+	for i := 1; i < len(b); i++ {
+		if (b[i] == 'e' || b[i] == 'E') && isDigit(b[i-1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyCandidate reports whether a top-level key (unescaped) may hold a

@@ -2,7 +2,10 @@ package rules
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/streambudget/streambudget/pkg/decode"
 )
@@ -17,6 +20,13 @@ const redactedText = "[REDACTED]"
 func (s *Set) redact(doc *decode.Doc, sc *scratch) {
 	for _, path := range s.fields {
 		redactField(doc, path, sc)
+	}
+	if doc.IsText && len(s.textKeys) > 0 {
+		for i := range doc.Fields {
+			if f := &doc.Fields[i]; f.Key == "message" && s.textHoldsField(f.Value, sc) {
+				f.Value = redacted
+			}
+		}
 	}
 	if s.patterns == 0 {
 		return
@@ -65,30 +75,107 @@ func redactField(doc *decode.Doc, path string, sc *scratch) {
 	}
 }
 
+// textHoldsField reports whether a text message (the raw JSON string of a
+// record that is not a JSON object: broken JSON, an array, a Python or Java
+// map, a log line ending in JSON) may hold the value of a field the team
+// redacts: one of the field names, in any case and however JSON escapes
+// spell it, followed by quotes or spaces and ':' or '='. The field rules
+// cannot find the value in text, so such a message is redacted whole.
+func (s *Set) textHoldsField(raw []byte, sc *scratch) bool {
+	text, ok := textOf(raw, sc)
+	if !ok {
+		return true // not a string: cannot tell
+	}
+	sc.lower = lowerUnescaped(sc.lower[:0], text)
+	for _, key := range s.textKeys {
+		for rest := sc.lower; ; {
+			i := bytes.Index(rest, []byte(key))
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(key):]
+			j := 0
+			for j < len(rest) && (rest[j] == '"' || rest[j] == '\'' || rest[j] == '`' || rest[j] == ' ' || rest[j] == '\t') {
+				j++
+			}
+			if j < len(rest) && (rest[j] == ':' || rest[j] == '=') {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// lowerUnescaped appends text in lower case with the JSON escapes it holds
+// (a record that is broken JSON keeps its own) decoded: \uXXXX as the
+// character, \X as X.
+func lowerUnescaped(dst, text []byte) []byte {
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c == '\\' && i+1 < len(text) {
+			if text[i+1] == 'u' && i+5 < len(text) {
+				if r, err := strconv.ParseUint(string(text[i+2:i+6]), 16, 32); err == nil {
+					dst = utf8.AppendRune(dst, unicode.ToLower(rune(r)))
+					i += 5
+					continue
+				}
+			}
+			i++
+			c = text[i]
+		}
+		switch {
+		case 'A' <= c && c <= 'Z':
+			dst = append(dst, c+'a'-'A')
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+		default:
+			r, n := utf8.DecodeRune(text[i:])
+			dst = utf8.AppendRune(dst, unicode.ToLower(r))
+			i += n - 1
+		}
+	}
+	return dst
+}
+
 // matchPath says where key stands against the lower-case dotted path:
 // whole when the key's value is at or below the path (the key is the path,
 // or the path followed by a dot and more), or the rest of the path to
 // follow inside the value when the key is a leading part of it. Keys are
 // compared without case.
 func matchPath(key, path string) (whole bool, rest string) {
-	if !isLowerASCII(key) {
+	if !isASCII(key) {
 		key = strings.ToLower(key)
 	}
 	n := len(path)
 	switch {
-	case key == path || len(key) > n && key[n] == '.' && key[:n] == path:
+	case len(key) == n && foldEq(key, path) || len(key) > n && key[n] == '.' && foldEq(key[:n], path):
 		return true, ""
-	case len(path) > len(key) && path[len(key)] == '.' && path[:len(key)] == key:
+	case n > len(key) && path[len(key)] == '.' && foldEq(key, path[:len(key)]):
 		return false, path[len(key)+1:]
 	}
 	return false, ""
 }
 
-// isLowerASCII reports whether s has no upper-case letter and no byte
-// outside ASCII, so that it compares without case as it is.
-func isLowerASCII(s string) bool {
+// foldEq reports whether key equals the lower-case s of the same length,
+// ignoring the case of the key's ASCII letters; no allocation (keys are
+// compared for every field rule of every document).
+func foldEq(key, s string) bool {
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isASCII reports whether s has no byte outside ASCII.
+func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
+		if s[i] >= utf8.RuneSelf {
 			return false
 		}
 	}
@@ -188,7 +275,7 @@ func (s *Set) redactStrings(v []byte, sc *scratch) ([]byte, bool) {
 			for end < len(v) && (isDigit(v[end]) || v[end] == '-' || v[end] == '+' || v[end] == '.' || v[end] == 'e' || v[end] == 'E') {
 				end++
 			}
-			if s.patterns&patCreditCard != 0 && end-i >= 13 {
+			if s.patterns&patCreditCard != 0 && (end-i >= 13 || bytes.ContainsAny(v[i:end], ".eE")) {
 				num := v[i:end]
 				if digits, ok := integerDigits(num, sc.num[:0]); ok {
 					sc.num, num = digits, digits // 4.111111111111111e15 is 4111111111111111

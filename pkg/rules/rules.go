@@ -20,9 +20,12 @@ import (
 
 // Set is a budget's drop and redaction rules compiled once.
 type Set struct {
-	drops    []dropRule
-	names    []string
-	fields   []string // field redactions: top-level keys or dotted paths
+	drops  []dropRule
+	names  []string
+	fields []string // field redactions: top-level keys or dotted paths, lower case
+	// textKeys are the last parts of the field paths: in a text message
+	// they are how a redacted field would be spelled.
+	textKeys []string
 	patterns patterns // built-in detectors, for every string value
 }
 
@@ -88,7 +91,9 @@ func Compile(drop []budget.DropRule, redact []budget.RedactRule) (*Set, error) {
 		case (r.Field == "") == (r.Pattern == ""):
 			errs = append(errs, fmt.Errorf("compile redact[%d]: give exactly one of field or pattern", i))
 		case r.Field != "":
-			s.fields = append(s.fields, strings.ToLower(r.Field)) // keys match without case
+			f := strings.ToLower(r.Field) // keys match without case
+			s.fields = append(s.fields, f)
+			s.textKeys = append(s.textKeys, f[strings.LastIndexByte(f, '.')+1:])
 		default:
 			p, ok := patternByName[r.Pattern]
 			if !ok {
@@ -114,6 +119,7 @@ type scratch struct {
 	fieldSpans []span
 	out        []byte
 	num        []byte // a JSON number's digits
+	lower      []byte // a text message unescaped and in lower case
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
