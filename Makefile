@@ -76,18 +76,7 @@ tools: ## install the test tools: helm (built from the Go module proxy), prometh
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target, then the consumer simulation on new seeds, for FUZZTIME each (make fuzz FUZZTIME=5m for a long run)
-	@for file in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg); do \
-	  pkg=./$$(dirname $$file); \
-	  for f in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
-	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=$(FUZZPARALLEL) $$pkg >/dev/null || \
-	      { $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=$(FUZZPARALLEL) $$pkg; exit 1; }; \
-	  done; \
-	done
-	@first=$$(date +%s)000; out=$$(mktemp); echo "simulation from seed $$first ($(FUZZTIME))"; \
-	  $(GO) test -count=1 -v -run '^TestSimulation$$' ./pkg/consumer -sim.for $(FUZZTIME) -sim.first $$first >$$out 2>&1 || \
-	  { grep -v -e '^=== ' -e '^    --- PASS' -e '^        --- PASS' $$out; rm -f $$out; exit 1; }; \
-	  grep 'schedules simulated' $$out; rm -f $$out
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZPARALLEL=$(FUZZPARALLEL) integration/fuzz.sh
 
 .PHONY: lint
 lint: ## gofmt, go vet (with the integration tag) and the example budgets
