@@ -125,6 +125,9 @@ func TestFieldRulesReachText(t *testing.T) {
 		{"CloudWatch message with a BOM", budget.DecodeAuto, cwEvents(t, "\ufeff{\"password\":\"hunter2\"}")},
 		{"CloudWatch Lambda line (default Node/Python prefix)", budget.DecodeAuto, cwEvents(t, "2026-12-01T00:00:00.000Z\t6f1c\tINFO\t{\"password\":\"hunter2\"}")},
 		{"decode: text", budget.DecodeText, `{"password":"hunter2"}`},
+		{"escaped tab before '=' (text)", budget.DecodeText, `PASSWORD\t= hunter2`},
+		{"escaped line break before ':' (broken JSON)", budget.DecodeAuto, `{"password"\n: "hunter2"`},
+		{"escaped letter in the key (text)", budget.DecodeText, `Pass\u0057ord = hunter2`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := testOptions()

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"unicode"
@@ -95,7 +96,7 @@ func (s *Set) textHoldsField(raw []byte, sc *scratch) bool {
 			}
 			rest = rest[i+len(key):]
 			j := 0
-			for j < len(rest) && (rest[j] == '"' || rest[j] == '\'' || rest[j] == '`' || rest[j] == ' ' || rest[j] == '\t') {
+			for j < len(rest) && (rest[j] == '"' || rest[j] == '\'' || rest[j] == '`' || rest[j] == ' ' || rest[j] == '\t' || rest[j] == '\n' || rest[j] == '\r') {
 				j++
 			}
 			if j < len(rest) && (rest[j] == ':' || rest[j] == '=') {
@@ -108,33 +109,101 @@ func (s *Set) textHoldsField(raw []byte, sc *scratch) bool {
 
 // lowerUnescaped appends text in lower case with the JSON escapes it holds
 // (a record that is broken JSON keeps its own) decoded: \uXXXX as the
-// character, \X as X.
+// character, \t, \n, \r, \b and \f as theirs, \X as X. Runs of ASCII
+// without a backslash, nearly all of a log line, are copied and lowered
+// eight bytes at a time.
 func lowerUnescaped(dst, text []byte) []byte {
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		if c == '\\' && i+1 < len(text) {
-			if text[i+1] == 'u' && i+5 < len(text) {
-				if r, err := strconv.ParseUint(string(text[i+2:i+6]), 16, 32); err == nil {
-					dst = utf8.AppendRune(dst, unicode.ToLower(rune(r)))
-					i += 5
-					continue
-				}
-			}
-			i++
-			c = text[i]
-		}
+	for len(text) > 0 {
+		n := plainRun(text)
+		start := len(dst)
+		dst = append(dst, text[:n]...)
+		lowerASCII(dst[start:])
+		text = text[n:]
 		switch {
-		case 'A' <= c && c <= 'Z':
-			dst = append(dst, c+'a'-'A')
-		case c < utf8.RuneSelf:
-			dst = append(dst, c)
-		default:
-			r, n := utf8.DecodeRune(text[i:])
+		case len(text) == 0:
+		case text[0] == '\\' && len(text) > 1:
+			r, size := unescapeOne(text)
 			dst = utf8.AppendRune(dst, unicode.ToLower(r))
-			i += n - 1
+			text = text[size:]
+		case text[0] == '\\':
+			dst, text = append(dst, '\\'), text[1:]
+		default:
+			r, size := utf8.DecodeRune(text)
+			dst = utf8.AppendRune(dst, unicode.ToLower(r))
+			text = text[size:]
 		}
 	}
 	return dst
+}
+
+// unescapeOne decodes the escape at the start of text (a backslash and at
+// least one more byte) and says how many bytes it took.
+func unescapeOne(text []byte) (rune, int) {
+	switch c := text[1]; c {
+	case 'u':
+		if len(text) >= 6 {
+			if r, err := strconv.ParseUint(string(text[2:6]), 16, 32); err == nil {
+				return rune(r), 6
+			}
+		}
+		return 'u', 2
+	case 't':
+		return '\t', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 'b':
+		return '\b', 2
+	case 'f':
+		return '\f', 2
+	default:
+		if c < utf8.RuneSelf {
+			return rune(c), 2
+		}
+		r, size := utf8.DecodeRune(text[1:])
+		return r, 1 + size
+	}
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainRun returns how many bytes at the start of text are ASCII other
+// than a backslash.
+func plainRun(text []byte) int {
+	n := 0
+	for ; n+8 <= len(text); n += 8 {
+		w := binary.LittleEndian.Uint64(text[n:])
+		bs := w ^ ('\\' * ones) // zero bytes where w has a backslash
+		if (w|((bs-ones)&^bs))&highs != 0 {
+			break
+		}
+	}
+	for n < len(text) && text[n] < utf8.RuneSelf && text[n] != '\\' {
+		n++
+	}
+	return n
+}
+
+// lowerASCII lowers the ASCII letters of b, which holds only ASCII, in
+// place.
+func lowerASCII(b []byte) {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		// The high bit of each byte is set where the byte is 'A'..'Z':
+		// at or above 'A' and not above 'Z' (every byte is below 0x80).
+		upper := (w + (0x80-'A')*ones) &^ (w + (0x7f-'Z')*ones) & highs
+		binary.LittleEndian.PutUint64(b[i:], w|upper>>2)
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
 }
 
 // matchPath says where key stands against the lower-case dotted path:
@@ -143,6 +212,16 @@ func lowerUnescaped(dst, text []byte) []byte {
 // follow inside the value when the key is a leading part of it. Keys are
 // compared without case.
 func matchPath(key, path string) (whole bool, rest string) {
+	if len(key) > 0 {
+		// Most keys differ from the path in their first letter.
+		c := key[0]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c < utf8.RuneSelf && c != path[0] {
+			return false, ""
+		}
+	}
 	if !isASCII(key) {
 		key = strings.ToLower(key)
 	}

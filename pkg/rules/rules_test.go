@@ -1,12 +1,15 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/streambudget/streambudget/pkg/budget"
 	"github.com/streambudget/streambudget/pkg/decode"
@@ -304,4 +307,43 @@ func TestConcurrentApply(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestLowerUnescaped holds the eight-bytes-at-a-time lowering to the plain
+// one: every ASCII byte at every offset of a word, escapes, non-ASCII.
+func TestLowerUnescaped(t *testing.T) {
+	reference := func(text []byte) []byte {
+		var out []byte
+		for i := 0; i < len(text); {
+			if text[i] == '\\' && i+1 < len(text) {
+				r, n := unescapeOne(text[i:])
+				out = utf8.AppendRune(out, unicode.ToLower(r))
+				i += n
+				continue
+			}
+			r, n := utf8.DecodeRune(text[i:])
+			if r == utf8.RuneError && n == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError)
+			} else {
+				out = utf8.AppendRune(out, unicode.ToLower(r))
+			}
+			i += n
+		}
+		return out
+	}
+	var texts [][]byte
+	for c := 0; c < 0x80; c++ {
+		for off := 0; off < 9; off++ {
+			b := []byte(strings.Repeat("Ab", 9))
+			b[off] = byte(c)
+			texts = append(texts, b)
+		}
+	}
+	texts = append(texts, []byte(`PASSWORD\t= x`), []byte(`\"Token\": 1`), []byte(`\u0050ASSWORD: x`), []byte(`\u00`),
+		[]byte("ÄÖÜ Straße PassWord:"), []byte(`tail\`), []byte("\xff\xfeAB"), []byte(`\É`), []byte(""))
+	for _, text := range texts {
+		if got, want := lowerUnescaped(nil, text), reference(text); !bytes.Equal(got, want) {
+			t.Errorf("lowerUnescaped(%q) = %q, want %q", text, got, want)
+		}
+	}
 }
