@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -567,8 +568,11 @@ func (p *parser) redactRules(n *yaml.Node) []RedactRule {
 			p.errorf(m.node, field, "give exactly one of field (a field whose value is replaced) or pattern (one of %s)", strings.Join(Patterns, ", "))
 		case fv != nil:
 			if s, ok := p.str(fv, field+".field"); ok {
-				if s == "" {
+				switch {
+				case s == "":
 					p.errorf(fv, field+".field", "must not be empty")
+				case slices.Contains(strings.Split(s, "."), ""):
+					p.errorf(fv, field+".field", "%q has an empty part: a dotted path names a field at each step, like user.token", s)
 				}
 				r.Field = s
 			}

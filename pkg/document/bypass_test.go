@@ -128,6 +128,8 @@ func TestFieldRulesReachText(t *testing.T) {
 		{"escaped tab before '=' (text)", budget.DecodeText, `PASSWORD\t= hunter2`},
 		{"escaped line break before ':' (broken JSON)", budget.DecodeAuto, `{"password"\n: "hunter2"`},
 		{"escaped letter in the key (text)", budget.DecodeText, `Pass\u0057ord = hunter2`},
+		{"backslash before r inside the key (text)", budget.DecodeText, `passwo\rd=hunter2`},
+		{"backslash before t, n inside the key (broken JSON)", budget.DecodeAuto, `{"\password"\n: "hunter2"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := testOptions()

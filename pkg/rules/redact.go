@@ -87,9 +87,27 @@ func (s *Set) textHoldsField(raw []byte, sc *scratch) bool {
 	if !ok {
 		return true // not a string: cannot tell
 	}
-	sc.lower = lowerUnescaped(sc.lower[:0], text)
+	sc.lower = lowerUnescaped(sc.lower[:0], text, false)
+	if s.holdsKey(sc.lower) {
+		return true
+	}
+	// \t, \n, \r, \b and \f are also read as the letters they spell
+	// (passwo\rd=...): whichever the writer meant, the message is caught.
+	if !hasLetterEscape(text) {
+		return false
+	}
+	sc.lower = lowerUnescaped(sc.lower[:0], text, true)
+	return s.holdsKey(sc.lower)
+}
+
+// holdsKey reports whether lower holds one of the text keys followed by
+// quotes or spaces and ':' or '='.
+func (s *Set) holdsKey(lower []byte) bool {
 	for _, key := range s.textKeys {
-		for rest := sc.lower; ; {
+		if key == "" {
+			continue // refused by Compile; never a match of everything
+		}
+		for rest := lower; ; {
 			i := bytes.Index(rest, []byte(key))
 			if i < 0 {
 				break
@@ -107,12 +125,30 @@ func (s *Set) textHoldsField(raw []byte, sc *scratch) bool {
 	return false
 }
 
+// hasLetterEscape reports whether text holds a backslash before t, n, r, b
+// or f.
+func hasLetterEscape(text []byte) bool {
+	for i := bytes.IndexByte(text, '\\'); i >= 0 && i+1 < len(text); {
+		switch text[i+1] {
+		case 't', 'n', 'r', 'b', 'f':
+			return true
+		}
+		j := bytes.IndexByte(text[i+2:], '\\')
+		if j < 0 {
+			break
+		}
+		i += 2 + j
+	}
+	return false
+}
+
 // lowerUnescaped appends text in lower case with the JSON escapes it holds
 // (a record that is broken JSON keeps its own) decoded: \uXXXX as the
-// character, \t, \n, \r, \b and \f as theirs, \X as X. Runs of ASCII
+// character, \t, \n, \r, \b and \f as theirs (as the letters with
+// letters set), \X as X. Runs of ASCII
 // without a backslash, nearly all of a log line, are copied and lowered
 // eight bytes at a time.
-func lowerUnescaped(dst, text []byte) []byte {
+func lowerUnescaped(dst, text []byte, letters bool) []byte {
 	for len(text) > 0 {
 		n := plainRun(text)
 		start := len(dst)
@@ -122,7 +158,7 @@ func lowerUnescaped(dst, text []byte) []byte {
 		switch {
 		case len(text) == 0:
 		case text[0] == '\\' && len(text) > 1:
-			r, size := unescapeOne(text)
+			r, size := unescapeOne(text, letters)
 			dst = utf8.AppendRune(dst, unicode.ToLower(r))
 			text = text[size:]
 		case text[0] == '\\':
@@ -137,9 +173,14 @@ func lowerUnescaped(dst, text []byte) []byte {
 }
 
 // unescapeOne decodes the escape at the start of text (a backslash and at
-// least one more byte) and says how many bytes it took.
-func unescapeOne(text []byte) (rune, int) {
-	switch c := text[1]; c {
+// least one more byte) and says how many bytes it took; with letters, \t,
+// \n, \r, \b and \f are the letters.
+func unescapeOne(text []byte, letters bool) (rune, int) {
+	c := text[1]
+	if letters && c != 'u' && c < utf8.RuneSelf {
+		return rune(c), 2
+	}
+	switch c {
 	case 'u':
 		if len(text) >= 6 {
 			if r, err := strconv.ParseUint(string(text[2:6]), 16, 32); err == nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -90,6 +91,8 @@ func Compile(drop []budget.DropRule, redact []budget.RedactRule) (*Set, error) {
 		switch {
 		case (r.Field == "") == (r.Pattern == ""):
 			errs = append(errs, fmt.Errorf("compile redact[%d]: give exactly one of field or pattern", i))
+		case r.Field != "" && slices.Contains(strings.Split(r.Field, "."), ""):
+			errs = append(errs, fmt.Errorf("compile redact[%d].field: %q has an empty part", i, r.Field))
 		case r.Field != "":
 			f := strings.ToLower(r.Field) // keys match without case
 			s.fields = append(s.fields, f)

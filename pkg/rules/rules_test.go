@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -309,30 +310,35 @@ func TestConcurrentApply(t *testing.T) {
 	wg.Wait()
 }
 
-// TestLowerUnescaped holds the eight-bytes-at-a-time lowering to the plain
-// one: every ASCII byte at every offset of a word, escapes, non-ASCII.
+// TestLowerUnescaped holds the eight-bytes-at-a-time lowering to a plain
+// one written apart: every byte at every offset of a word, escapes read
+// both ways, non-ASCII.
 func TestLowerUnescaped(t *testing.T) {
-	reference := func(text []byte) []byte {
+	controls := map[byte]rune{'t': '\t', 'n': '\n', 'r': '\r', 'b': '\b', 'f': '\f'}
+	reference := func(text []byte, letters bool) []byte {
 		var out []byte
 		for i := 0; i < len(text); {
-			if text[i] == '\\' && i+1 < len(text) {
-				r, n := unescapeOne(text[i:])
-				out = utf8.AppendRune(out, unicode.ToLower(r))
-				i += n
-				continue
-			}
 			r, n := utf8.DecodeRune(text[i:])
-			if r == utf8.RuneError && n == 1 {
-				out = utf8.AppendRune(out, utf8.RuneError)
-			} else {
-				out = utf8.AppendRune(out, unicode.ToLower(r))
+			if text[i] == '\\' && i+1 < len(text) {
+				c := text[i+1]
+				v, err := strconv.ParseUint(string(text[min(i+2, len(text)):min(i+6, len(text))]), 16, 32)
+				switch {
+				case c == 'u' && i+6 <= len(text) && err == nil:
+					r, n = rune(v), 6
+				case controls[c] != 0 && !letters:
+					r, n = controls[c], 2
+				default:
+					r, n = utf8.DecodeRune(text[i+1:])
+					n++
+				}
 			}
+			out = utf8.AppendRune(out, unicode.ToLower(r))
 			i += n
 		}
 		return out
 	}
 	var texts [][]byte
-	for c := 0; c < 0x80; c++ {
+	for c := 0; c < 0x100; c++ {
 		for off := 0; off < 9; off++ {
 			b := []byte(strings.Repeat("Ab", 9))
 			b[off] = byte(c)
@@ -340,10 +346,23 @@ func TestLowerUnescaped(t *testing.T) {
 		}
 	}
 	texts = append(texts, []byte(`PASSWORD\t= x`), []byte(`\"Token\": 1`), []byte(`\u0050ASSWORD: x`), []byte(`\u00`),
-		[]byte("ÄÖÜ Straße PassWord:"), []byte(`tail\`), []byte("\xff\xfeAB"), []byte(`\É`), []byte(""))
+		[]byte("ÄÖÜ Straße PassWord:"), []byte(`tail\`), []byte("\xff\xfeAB"), []byte(`\É`), []byte(""), []byte(`passwo\rd=1 \b\f\n`))
 	for _, text := range texts {
-		if got, want := lowerUnescaped(nil, text), reference(text); !bytes.Equal(got, want) {
-			t.Errorf("lowerUnescaped(%q) = %q, want %q", text, got, want)
+		for _, letters := range []bool{false, true} {
+			if got, want := lowerUnescaped(nil, text, letters), reference(text, letters); !bytes.Equal(got, want) {
+				t.Errorf("lowerUnescaped(%q, letters %v) = %q, want %q", text, letters, got, want)
+			}
+		}
+	}
+}
+
+// TestCompileRefusesEmptyPart (found by review): a field rule "user." made
+// an empty text key that every message matched at every offset, and the
+// search for it never moved on: the shard spun forever.
+func TestCompileRefusesEmptyPart(t *testing.T) {
+	for _, field := range []string{"user.", ".token", "a..b"} {
+		if _, err := Compile(nil, []budget.RedactRule{{Field: field}}); err == nil || !strings.Contains(err.Error(), "empty part") {
+			t.Errorf("Compile(field %q): err %v, want an empty part refused", field, err)
 		}
 	}
 }
