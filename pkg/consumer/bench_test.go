@@ -69,13 +69,17 @@ func simulateBudget(bud budget.Budget, shards int, d, window time.Duration, stag
 	interval := time.Duration(float64(n) / bud.ShardRate(shards) * float64(time.Second))
 	ss := make([]shard, shards)
 	for i := range ss {
-		p := newPacer(bud.ShardRate(shards), n, bud.MaxBytesPerSecond, clk.now)
-		p.sleep = clk.sleep
-		ss[i] = shard{p: p, next: start}
+		// A pacer starts empty when its lease is taken, which is when
+		// the shard's first call is made.
+		ss[i].next = start
 		if stagger {
 			ss[i].next = start.Add(interval * time.Duration(i) / time.Duration(shards))
 		}
+		clk.t = ss[i].next
+		ss[i].p = newPacer(bud.ShardRate(shards), n, bud.MaxBytesPerSecond, clk.now)
+		ss[i].p.sleep = clk.sleep
 	}
+	clk.t = start
 	counts := make([]int, int(d/window))
 	ctx := context.Background()
 	for {
