@@ -26,12 +26,9 @@ func runESSetup(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(paths) == 0 {
 		return usageError(fs, stderr, "no budget files or directories given")
 	}
-	files, findings := budget.LoadPaths(paths...)
-	if err := findings.Err(); err != nil {
-		for _, f := range findings {
-			fmt.Fprintln(stderr, f.Error())
-		}
-		return exitError(1)
+	files, err := loadBudgets(paths, stderr)
+	if err != nil {
+		return err
 	}
 	if *dryRun {
 		dist := *distribution

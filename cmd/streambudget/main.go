@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/streambudget/streambudget/pkg/budget"
 )
 
 // version is set by the build (-ldflags "-X main.version=...").
@@ -147,6 +149,19 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // usageError prints what is wrong and the flag set's usage, and returns
 // errUsage (exit status 2).
+// loadBudgets loads the budget files at paths; when any has an error it
+// prints every finding to stderr and returns exit status 1.
+func loadBudgets(paths []string, stderr io.Writer) ([]*budget.File, error) {
+	files, findings := budget.LoadPaths(paths...)
+	if findings.Err() != nil {
+		for _, f := range findings {
+			fmt.Fprintln(stderr, f.Error())
+		}
+		return nil, exitError(1)
+	}
+	return files, nil
+}
+
 func usageError(fs *flag.FlagSet, stderr io.Writer, format string, a ...any) error {
 	fmt.Fprintf(stderr, "streambudget %s: %s\n", fs.Name(), fmt.Sprintf(format, a...))
 	fs.Usage()

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
-	"github.com/streambudget/streambudget/pkg/budget"
 	"github.com/streambudget/streambudget/pkg/fleet"
 )
 
@@ -21,12 +19,9 @@ func runMonitoringValues(_ context.Context, args []string, stdout, stderr io.Wri
 	if len(paths) == 0 {
 		return usageError(fs, stderr, "no budget files or directories given")
 	}
-	files, findings := budget.LoadPaths(paths...)
-	if err := findings.Err(); err != nil {
-		for _, f := range findings {
-			fmt.Fprintln(stderr, f.Error())
-		}
-		return exitError(1)
+	files, err := loadBudgets(paths, stderr)
+	if err != nil {
+		return err
 	}
 	out, err := fleet.Values(files, fleet.Options{Namespace: *namespace})
 	if err != nil {

@@ -23,12 +23,9 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil || avgBytes <= 0 {
 		return fmt.Errorf("--avg-record-bytes: want a size such as 1KiB, got %q", *avg)
 	}
-	files, findings := budget.LoadPaths(paths...)
-	if err := findings.Err(); err != nil {
-		for _, f := range findings {
-			fmt.Fprintln(stderr, f.Error())
-		}
-		return exitError(1)
+	files, err := loadBudgets(paths, stderr)
+	if err != nil {
+		return err
 	}
 	p := budget.NewPlan(files, budget.PlanOptions{AvgRecordBytes: avgBytes, ClusterCapacity: *capacity})
 	return p.Print(stdout)
